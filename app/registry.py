@@ -1,0 +1,78 @@
+"""Backends by name, created on first use and shared by every request."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from app.config import BackendSpec, Settings
+from backends.base import BackendInfo, BackendUnavailable, ChatBackend
+
+
+def create_backend(spec: BackendSpec) -> ChatBackend:
+    if spec.kind == "llamacpp":
+        from backends.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(spec.name, spec.model, n_ctx=spec.ctx)
+    if spec.kind == "vllm":
+        from backends.vllm import OpenAICompatBackend
+
+        optional: dict[str, Any] = {"api_key": spec.api_key, "timeout_s": spec.timeout_s}
+        return OpenAICompatBackend(
+            spec.name,
+            spec.url or "",
+            model=spec.model,
+            **{k: v for k, v in optional.items() if v is not None},
+        )
+    raise BackendUnavailable(f"unknown backend kind {spec.kind!r}")
+
+
+class BackendRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backends: dict[str, ChatBackend] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.settings.backends]
+
+    @property
+    def default_name(self) -> str:
+        return self.settings.default_backend
+
+    def get(self, name: str | None = None) -> ChatBackend:
+        spec = self.settings.backend(name if name in self.names else None)
+        with self._lock:
+            backend = self._backends.get(spec.name)
+            if backend is None:
+                backend = self._backends[spec.name] = create_backend(spec)
+            return backend
+
+    def add(self, backend: ChatBackend) -> None:
+        """Register an already built backend (tests, embedding)."""
+        with self._lock:
+            self._backends[backend.name] = backend
+
+    def describe(self, name: str) -> dict[str, object]:
+        """Info plus health for one backend; never raises, so a listing always completes."""
+        spec = self.settings.backend(name)
+        try:
+            backend = self.get(name)
+            health = backend.health()
+            info: dict[str, object] = backend.info().as_dict() if health.ok else _offline(spec, backend.kind)
+        except BackendUnavailable as exc:
+            return {**_offline(spec, spec.kind), "healthy": False, "detail": str(exc)}
+        return {**info, "healthy": health.ok, "detail": health.detail, "default": name == self.default_name}
+
+    def close(self) -> None:
+        with self._lock:
+            for backend in self._backends.values():
+                backend.close()
+            self._backends.clear()
+
+
+def _offline(spec: BackendSpec, kind: str) -> dict[str, object]:
+    return BackendInfo(
+        name=spec.name, kind=kind, model=spec.model or "", context_window=0, concurrent=kind != "llamacpp"
+    ).as_dict()

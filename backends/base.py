@@ -1,0 +1,158 @@
+"""The small contract every backend implements.
+
+A backend turns a list of OpenAI-style messages into a stream of text deltas.
+Everything else (history, storage, languages, documents) lives in ``app/``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(TypedDict):
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_tokens: int = 1024
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One piece of a streamed reply. The last one carries usage and finish_reason."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    kind: str
+    model: str
+    context_window: int
+    concurrent: bool
+    demo: bool = False
+    extra: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "model": self.model,
+            "context_window": self.context_window,
+            "concurrent": self.concurrent,
+            "demo": self.demo,
+            **self.extra,
+        }
+
+
+class BackendError(Exception):
+    """A backend failed; the message is shown to the user as is."""
+
+    code = "backend_error"
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached or did not load."""
+
+    code = "backend_unavailable"
+
+
+class BackendTimeout(BackendUnavailable):
+    """The backend did not answer in time."""
+
+
+class ContextOverflow(BackendError):
+    """The prompt does not fit the model's context window."""
+
+    code = "context_overflow"
+
+    def __init__(self, message: str, prompt_tokens: int | None = None, context_window: int | None = None):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context_window = context_window
+
+
+# Chat templates add a few tokens of framing per message; used when a backend
+# can only count plain text.
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
+class ChatBackend(ABC):
+    """A model that streams chat replies.
+
+    ``concurrent`` tells callers (the summarizer, the UI queue) whether parallel
+    requests help. A backend that cannot serve two requests at once serializes
+    them itself.
+    """
+
+    kind: str = "base"
+    concurrent: bool = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    @abstractmethod
+    def model(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def context_window(self) -> int: ...
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+    @abstractmethod
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
+        """Yield deltas of the reply. Raises a BackendError subclass on failure."""
+
+    def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return sum(self.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 2
+
+    def health(self) -> Health:
+        return Health(ok=True)
+
+    @property
+    def demo(self) -> bool:
+        return False
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name,
+            kind=self.kind,
+            model=self.model,
+            context_window=self.context_window,
+            concurrent=self.concurrent,
+            demo=self.demo,
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free resources; the default has none."""
+
+
+def close_stream(stream: Iterator[Delta]) -> None:
+    """Close a delta stream early (a generator's ``finally`` then runs now, not at garbage collection)."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()

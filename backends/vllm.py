@@ -1,0 +1,508 @@
+"""Client for OpenAI-compatible servers: `vllm serve`, and llama_cpp.server as a peer.
+
+Streaming goes through the ``openai`` package; the vLLM extras that the OpenAI API
+lacks (``/tokenize`` at the server root, ``max_model_len`` in ``/v1/models``,
+``/health``) go through the same pooled httpx client. Where a server lacks one of
+them (llama_cpp.server), the client falls back and says so in ``info().extra``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+from openai import APIConnectionError, APIError, APIStatusError, APITimeoutError, OpenAI
+
+from backends.base import (
+    MESSAGE_OVERHEAD_TOKENS,
+    BackendError,
+    BackendInfo,
+    BackendTimeout,
+    BackendUnavailable,
+    ChatBackend,
+    ChatMessage,
+    ContextOverflow,
+    Delta,
+    GenerationOptions,
+    Health,
+)
+
+if TYPE_CHECKING:
+    from openai import Stream
+    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+    from openai.types.completion_usage import CompletionUsage
+
+DEFAULT_FALLBACK_CONTEXT_WINDOW = 8192
+CHARS_PER_TOKEN_ESTIMATE = 3.5
+HEALTH_TIMEOUT_S = 10.0
+# More than any llama.cpp context a laptop runs, so the probe always overflows and
+# the server rejects it after tokenizing, before any model work.
+CONTEXT_PROBE_TOKENS = 1 << 20
+MAX_MESSAGE_CHARS = 300
+
+# vLLM and llama_cpp.server phrase context overflows in several ways across versions.
+_OVERFLOW_PATTERNS = (
+    re.compile(r"maximum context length", re.I),
+    re.compile(r"maximum model length", re.I),
+    re.compile(r"exceed(?:s)? context window", re.I),
+    re.compile(r"context length exceeded|context_length_exceeded", re.I),
+)
+_WINDOW_PATTERNS = (
+    re.compile(r"maximum (?:context|model) length (?:is|of) (\d+)", re.I),
+    re.compile(r"context window of (\d+)", re.I),
+)
+_PROMPT_PATTERNS = (
+    re.compile(r"(\d+) input tokens", re.I),
+    re.compile(r"\((\d+) in the messages", re.I),
+    re.compile(r"requested (\d+) tokens in the messages", re.I),
+    re.compile(r"prompt \(length (\d+)\)", re.I),
+    re.compile(r"Requested tokens \((\d+)\)", re.I),
+)
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _first_int(patterns: Sequence[re.Pattern[str]], text: str) -> int | None:
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def is_overflow_message(message: str) -> bool:
+    return any(p.search(message) for p in _OVERFLOW_PATTERNS)
+
+
+def overflow_error(message: str) -> ContextOverflow:
+    """A ContextOverflow carrying whatever numbers the server's message states."""
+    return ContextOverflow(
+        _one_line(message),
+        prompt_tokens=_first_int(_PROMPT_PATTERNS, message),
+        context_window=_first_int(_WINDOW_PATTERNS, message),
+    )
+
+
+def _body_message(body: object) -> str | None:
+    """The human message inside an error body, in OpenAI, vLLM or FastAPI shape."""
+    if isinstance(body, str):
+        return body or None
+    if not isinstance(body, dict):
+        return None
+    for key in ("error", "message", "detail"):
+        value = body.get(key)
+        inner = _body_message(value) if isinstance(value, dict) else value
+        if isinstance(inner, str) and inner:
+            return inner
+    return None
+
+
+def normalize_base_url(base_url: str) -> str:
+    """The server root: accepts http://host:port, with or without a trailing /v1."""
+    root = base_url.strip().rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    if not root.startswith(("http://", "https://")):
+        root = "http://" + root
+    return root
+
+
+class OpenAICompatBackend(ChatBackend):
+    """A remote model behind an OpenAI-compatible API, never serialized by the app."""
+
+    kind = "vllm"
+    concurrent = True
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        model: str | None = None,
+        api_key: str = "EMPTY",
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 5.0,
+        fallback_context_window: int = DEFAULT_FALLBACK_CONTEXT_WINDOW,
+        max_connections: int = 256,
+    ) -> None:
+        super().__init__(name)
+        self.root_url = normalize_base_url(base_url)
+        self.timeout_s = timeout_s
+        self._configured_model = model
+        self._fallback_context_window = fallback_context_window
+        self._lock = threading.Lock()
+        self._models: list[dict[str, Any]] | None = None
+        self._context_window: int | None = None
+        self._context_source = ""
+        self._tokenizer: str | None = None  # "vllm" | "llamacpp" | "estimate"
+        self._usage_source = ""
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        # One pooled client shared by every thread; the pool must exceed the
+        # number of concurrent streams or requests would queue inside httpx.
+        self._http = httpx.Client(
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+        self._client = OpenAI(
+            base_url=self.root_url + "/v1",
+            api_key=api_key,
+            max_retries=0,
+            # No `timeout=`: openai then takes the http client's (connect and read).
+            # openai >= 3 types this as httpx2.Client but accepts httpx's too.
+            http_client=cast(Any, self._http),
+        )
+
+    # ---- discovery -------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        if self._configured_model:
+            return self._configured_model
+        entries = self._model_entries()
+        if not entries:
+            raise BackendError(f"the server at {self.root_url} lists no models in /v1/models")
+        return str(entries[0]["id"])
+
+    @property
+    def context_window(self) -> int:
+        if self._context_window is None:
+            with self._lock:
+                if self._context_window is None:
+                    window, source = self._discover_context_window()
+                    self._context_window, self._context_source = window, source
+        return self._context_window
+
+    def _model_entries(self) -> list[dict[str, Any]]:
+        if self._models is None:
+            response = self._request("GET", "/v1/models")
+            self._check(response, "/v1/models")
+            data = self._json(response).get("data") or []
+            self._models = [e for e in data if isinstance(e, dict) and "id" in e]
+        return self._models
+
+    def _model_entry(self) -> dict[str, Any] | None:
+        wanted = self.model
+        entries = self._model_entries()
+        return next((e for e in entries if e.get("id") == wanted), entries[0] if entries else None)
+
+    def _discover_context_window(self) -> tuple[int, str]:
+        entry = self._model_entry() or {}
+        reported = entry.get("max_model_len")
+        if isinstance(reported, int) and reported > 0:
+            return reported, "server"
+        if self._tokenizer_kind() == "llamacpp":
+            probed = self._probe_llamacpp_context()
+            if probed:
+                return probed, "probe"
+        return self._fallback_context_window, "fallback"
+
+    def _probe_llamacpp_context(self) -> int | None:
+        """Read n_ctx from llama_cpp.server's overflow message; its /v1/models lacks it.
+
+        The request is refused right after tokenizing. It does interrupt a stream
+        running on that server, which is why the result is cached.
+        """
+        payload = {"model": self.model, "prompt": " a" * CONTEXT_PROBE_TOKENS, "max_tokens": 1}
+        try:
+            response = self._request("POST", "/v1/completions", json=payload)
+        except BackendError:
+            return None
+        if response.status_code != 400:
+            return None
+        return _first_int(_WINDOW_PATTERNS, _body_message(self._json(response)) or "")
+
+    # ---- tokens -----------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        kind = self._tokenizer_kind()
+        if kind == "estimate":
+            return self._estimate(text)
+        return self._count_remote(kind, text)
+
+    def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        if self._tokenizer_kind() == "vllm":
+            body = {"model": self.model, "messages": list(messages), "add_generation_prompt": True}
+            return self._count_response(self._request("POST", "/tokenize", json=body), "/tokenize")
+        # One request for the whole history instead of one per message.
+        joined = "\n".join(m["content"] for m in messages)
+        return self.count_tokens(joined) + MESSAGE_OVERHEAD_TOKENS * len(messages) + 2
+
+    @staticmethod
+    def _estimate(text: str) -> int:
+        return round(len(text) / CHARS_PER_TOKEN_ESTIMATE)
+
+    def _tokenize_request(self, kind: str, text: str) -> tuple[str, dict[str, Any]]:
+        if kind == "vllm":
+            return "/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False}
+        return "/extras/tokenize/count", {"model": self.model, "input": text}
+
+    def _count_remote(self, kind: str, text: str) -> int:
+        path, body = self._tokenize_request(kind, text)
+        return self._count_response(self._request("POST", path, json=body), path)
+
+    def _count_response(self, response: httpx.Response, path: str) -> int:
+        self._check(response, path)
+        data = self._json(response)
+        count = data.get("count") if isinstance(data, dict) else None
+        if not isinstance(count, int):
+            raise BackendError(f"{self.root_url}{path} answered without a token count")
+        return count
+
+    def _tokenizer_kind(self) -> str:
+        """Which token counter this server has, found once: vLLM's, llama.cpp's, or none."""
+        if self._tokenizer is None:
+            kind = "estimate"
+            for candidate in ("vllm", "llamacpp"):
+                path, body = self._tokenize_request(candidate, "hello")
+                response = self._request("POST", path, json=body)
+                if response.status_code in (404, 405):
+                    continue
+                self._check(response, path)
+                kind = candidate
+                break
+            self._tokenizer = kind
+        return self._tokenizer
+
+    # ---- chat -------------------------------------------------------------
+
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
+        stream = self._open_stream(messages, options)
+        yield from self._relay(stream, messages)
+
+    def _open_stream(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions
+    ) -> Stream[ChatCompletionChunk]:
+        try:
+            return self._create_stream(messages, options, options.max_tokens)
+        except ContextOverflow as exc:
+            # vLLM refuses prompt + max_tokens > window where llama.cpp trims
+            # max_tokens; trim here too so both backends behave alike.
+            room = _room_for_output(exc)
+            if room is None or room >= options.max_tokens:
+                raise
+            return self._create_stream(messages, options, room)
+
+    def _create_stream(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions, max_tokens: int
+    ) -> Stream[ChatCompletionChunk]:
+        payload = cast("list[ChatCompletionMessageParam]", [dict(m) for m in messages])
+        try:
+            return self._client.chat.completions.create(
+                model=self.model,
+                messages=payload,
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                seed=options.seed,
+                stop=list(options.stop) or None,
+                stream_options={"include_usage": True},
+            )
+        except APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        except APIConnectionError as exc:
+            raise self._connection_error(exc) from exc
+
+    def _relay(self, stream: Stream[ChatCompletionChunk], messages: Sequence[ChatMessage]) -> Iterator[Delta]:
+        parts: list[str] = []
+        finish: str | None = None
+        usage: CompletionUsage | None = None
+        with stream:
+            try:
+                for chunk in stream:
+                    _raise_if_error_chunk(chunk)
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices:
+                        if choice.delta is not None and choice.delta.content:
+                            parts.append(choice.delta.content)
+                            yield Delta(text=choice.delta.content)
+                        finish = choice.finish_reason or finish
+            # openai >= 3 wraps transport errors met mid-stream; older versions let
+            # httpx's own through. Both are handled, timeouts first.
+            except (APITimeoutError, httpx.TimeoutException) as exc:
+                raise BackendTimeout(
+                    f"the server at {self.root_url} sent nothing for {self.timeout_s:g} s mid-reply"
+                ) from exc
+            except (APIConnectionError, httpx.TransportError) as exc:
+                raise self._lost_connection(exc, messages, bool(parts)) from exc
+            except APIError as exc:  # the openai package's form of an SSE `error` event
+                raise BackendError(_one_line(f"the server failed mid-reply: {exc.message}")) from exc
+        if finish is None:
+            overflow = None if parts else self._overflow_diagnosis(messages)
+            raise overflow or BackendError("the server ended the reply without finishing it (interrupted)")
+        yield self._final_delta(finish, usage, messages, "".join(parts))
+
+    def _final_delta(
+        self, finish: str, usage: CompletionUsage | None, messages: Sequence[ChatMessage], reply: str
+    ) -> Delta:
+        if usage is not None:
+            self._usage_source = "server"
+            return Delta(
+                finish_reason=finish,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
+        # llama_cpp.server ignores include_usage: count what was sent and received.
+        self._usage_source = "counted"
+        return Delta(
+            finish_reason=finish,
+            prompt_tokens=self._quiet(lambda: self.count_message_tokens(messages)),
+            completion_tokens=self._quiet(lambda: self.count_tokens(reply)),
+        )
+
+    @staticmethod
+    def _quiet(count: Callable[[], int]) -> int | None:
+        try:
+            return int(count())
+        except BackendError:
+            return None
+
+    # ---- health and info ----------------------------------------------------
+
+    def health(self) -> Health:
+        try:
+            response = self._request("GET", "/health", timeout=HEALTH_TIMEOUT_S)
+            if response.status_code == 200:
+                return Health(ok=True, detail=f"{self.root_url}/health ok")
+            if response.status_code != 404:
+                return Health(ok=False, detail=f"{self.root_url}/health answered HTTP {response.status_code}")
+            response = self._request("GET", "/v1/models", timeout=HEALTH_TIMEOUT_S)
+            if response.status_code != 200:
+                return Health(
+                    ok=False, detail=f"{self.root_url}/v1/models answered HTTP {response.status_code}"
+                )
+            ids = [str(e.get("id")) for e in self._json(response).get("data") or [] if isinstance(e, dict)]
+            return Health(ok=True, detail=f"{self.root_url} serves {', '.join(ids) or 'no models'}")
+        except BackendError as exc:
+            return Health(ok=False, detail=str(exc))
+
+    def info(self) -> BackendInfo:
+        try:
+            info = super().info()
+            estimated = self._tokenizer_kind() == "estimate"
+        except BackendError as exc:
+            # `llamadesk backends` must list an unreachable server, not crash on it.
+            return BackendInfo(
+                name=self.name,
+                kind=self.kind,
+                model=self._configured_model or "",
+                context_window=self._fallback_context_window,
+                concurrent=self.concurrent,
+                extra={"url": self.root_url, "reachable": False, "error": str(exc)},
+            )
+        extra: dict[str, str | int | float | bool] = {
+            "url": self.root_url,
+            "reachable": True,
+            "context_window_source": self._context_source,
+            "token_count": "estimate" if estimated else "server",
+        }
+        if self._usage_source:
+            extra["usage"] = self._usage_source
+        return dataclasses.replace(info, extra=extra)
+
+    def close(self) -> None:
+        self._client.close()
+        self._http.close()
+
+    # ---- HTTP plumbing and error mapping ------------------------------------
+
+    def _request(
+        self, method: str, path: str, json: object = None, timeout: float | None = None
+    ) -> httpx.Response:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        url = self.root_url + path
+        try:
+            try:
+                return self._http.request(method, url, json=json, **extra)
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                # A pooled keep-alive connection the server has just dropped (as
+                # llama_cpp.server does after a failed stream) fails once; these
+                # requests have no side effects, so try again on a fresh one.
+                return self._http.request(method, url, json=json, **extra)
+        except httpx.TimeoutException as exc:
+            raise BackendTimeout(f"the server at {self.root_url} did not answer {path} in time") from exc
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                _one_line(f"cannot reach vLLM server at {self.root_url}: {exc}")
+            ) from exc
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _check(self, response: httpx.Response, path: str) -> None:
+        if response.status_code < 400:
+            return
+        message = _body_message(self._json(response)) or response.text or response.reason_phrase
+        raise self._http_error(response.status_code, _one_line(message), path)
+
+    def _http_error(self, status: int, message: str, path: str) -> BackendError:
+        if status in (400, 413, 422) and is_overflow_message(message):
+            return overflow_error(message)
+        if status in (502, 503, 504):
+            return BackendUnavailable(
+                f"the server at {self.root_url} is unavailable (HTTP {status}): {message}"
+            )
+        if status >= 500:
+            return BackendError(f"the server at {self.root_url} failed (HTTP {status}): {message}")
+        if status in (401, 403):
+            return BackendError(f"the server at {self.root_url} refused the API key (HTTP {status})")
+        return BackendError(f"the server at {self.root_url} rejected {path} (HTTP {status}): {message}")
+
+    def _status_error(self, exc: APIStatusError) -> BackendError:
+        message = _body_message(exc.body) or exc.message
+        return self._http_error(exc.status_code, _one_line(message), "/v1/chat/completions")
+
+    def _connection_error(self, exc: APIConnectionError) -> BackendError:
+        if isinstance(exc, APITimeoutError):
+            return BackendTimeout(f"the server at {self.root_url} did not answer within {self.timeout_s:g} s")
+        cause = exc.__cause__ or exc
+        return BackendUnavailable(_one_line(f"cannot reach vLLM server at {self.root_url}: {cause}"))
+
+    def _lost_connection(
+        self, exc: Exception, messages: Sequence[ChatMessage], got_text: bool
+    ) -> BackendError:
+        if not got_text and (overflow := self._overflow_diagnosis(messages)):
+            return overflow
+        cause = exc.__cause__ if isinstance(exc, APIConnectionError) and exc.__cause__ else exc
+        return BackendUnavailable(_one_line(f"connection lost mid-reply from {self.root_url}: {cause}"))
+
+    def _overflow_diagnosis(self, messages: Sequence[ChatMessage]) -> ContextOverflow | None:
+        """llama_cpp.server reports an over-long prompt only by ending the stream it
+        already opened, with no event; tell that apart from a dead or interrupted server."""
+        prompt = self._quiet(lambda: self.count_message_tokens(messages))
+        window = self._quiet(lambda: self.context_window)
+        if prompt is None or window is None or prompt < window:
+            return None
+        return ContextOverflow(
+            f"the prompt is about {prompt} tokens; the model's context window is {window}",
+            prompt_tokens=prompt,
+            context_window=window,
+        )
+
+
+def _room_for_output(exc: ContextOverflow) -> int | None:
+    """Tokens left for the reply when only max_tokens, not the prompt, overflowed."""
+    if exc.prompt_tokens is None or exc.context_window is None:
+        return None
+    room = exc.context_window - exc.prompt_tokens
+    return room if room > 0 else None
+
+
+def _raise_if_error_chunk(chunk: ChatCompletionChunk) -> None:
+    # Older vLLM sends errors mid-stream as a flat {"object": "error", "message": ...}
+    # event, which the openai package parses as a chunk without choices.
+    if getattr(chunk, "object", None) == "error":
+        message = getattr(chunk, "message", None) or "unknown error"
+        raise BackendError(_one_line(f"the server failed mid-reply: {message}"))

@@ -1,0 +1,647 @@
+"""Every query the app makes. Callers get plain dataclasses, never ORM objects or sessions.
+
+Ownership is part of each statement's WHERE clause, and a conversation or message that exists but
+belongs to someone else raises the same NotFound as one that does not exist, so ids leak nothing.
+Documents are content-addressed (by sha256) and shared between users: knowing the hash means
+having had the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import ColumnElement, delete, exists, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.db import Database
+from storage.models import (
+    MESSAGE_STATUSES,
+    ChunkResult,
+    Conversation,
+    ConversationDocument,
+    Document,
+    DocumentPage,
+    Message,
+    Summary,
+    User,
+    utcnow,
+)
+
+_NO_CONVERSATION = "conversation not found"
+_NO_MESSAGE = "message not found"
+_NO_DOCUMENT = "document not found"
+# Beyond this many terms a query is a paste, not a search; the rest would only slow the match.
+MAX_QUERY_TERMS = 32
+HIGHLIGHT = ("**", "**")  # markdown bold, which the UI and the CLI both show as-is
+SNIPPET_TOKENS = 16
+
+
+class NotFound(Exception):
+    """The id does not exist, or belongs to another user (deliberately indistinguishable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    id: str
+    title: str
+    language: str
+    backend: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    status: str
+    backend: str | None
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    conversation_id: str
+    message_id: int
+    title: str
+    snippet: str
+
+
+# Column tuples in dataclass field order: plain rows skip ORM identity-map bookkeeping, which
+# costs more than the query itself when opening a long conversation.
+_CONVERSATION_COLUMNS = (
+    Conversation.id,
+    Conversation.title,
+    Conversation.language,
+    Conversation.backend,
+    Conversation.model,
+    Conversation.created_at,
+    Conversation.updated_at,
+)
+_MESSAGE_COLUMNS = (
+    Message.id,
+    Message.conversation_id,
+    Message.role,
+    Message.content,
+    Message.status,
+    Message.backend,
+    Message.model,
+    Message.prompt_tokens,
+    Message.completion_tokens,
+    Message.created_at,
+    Message.updated_at,
+)
+
+
+def _check_status(status: str) -> None:
+    if status not in MESSAGE_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(MESSAGE_STATUSES)}, not {status!r}")
+
+
+def _check_sha256(sha256: str) -> None:
+    # The hash is spliced into FTS5 match expressions, so it must be plain ASCII alphanumerics.
+    if not (0 < len(sha256) <= 64 and sha256.isascii() and sha256.isalnum()):
+        raise ValueError(f"not a content hash: {sha256!r}")
+
+
+def _owned(user_id: int, cid: str) -> ColumnElement[bool]:
+    return (Conversation.id == cid) & (Conversation.user_id == user_id)
+
+
+def _message_owned(user_id: int) -> ColumnElement[bool]:
+    # Correlated EXISTS: checked for the one message row, not by materialising the user's ids.
+    return exists().where(Conversation.id == Message.conversation_id, Conversation.user_id == user_id)
+
+
+def clean_text(value: str) -> str:
+    """Drop NUL characters: PostgreSQL rejects them in text, and PDF extraction can produce them."""
+    return value.replace("\x00", "")
+
+
+def search_terms(query: str) -> list[str]:
+    """Whitespace-separated words of a user query, without pure punctuation, at most MAX_QUERY_TERMS."""
+    words = [word for word in clean_text(query).split() if any(ch.isalnum() for ch in word)]
+    return words[:MAX_QUERY_TERMS]
+
+
+def fts5_phrase(term: str) -> str:
+    """A term as an FTS5 string literal: operators, quotes, * and - lose their meaning."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _snippet(content: str, terms: Sequence[str], width: int = 160) -> str:
+    """Portable fallback snippet: a window of content around the first matched term."""
+    lowered = content.lower()
+    hits = [i for i in (lowered.find(t.lower()) for t in terms) if i >= 0]
+    start = max(0, min(hits, default=0) - width // 4)
+    piece = content[start : start + width]
+    return ("…" if start else "") + piece + ("…" if start + width < len(content) else "")
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # users ------------------------------------------------------------------------------------
+
+    def user_id(self, username: str) -> int | None:
+        with self.db.session() as s:
+            return s.scalar(select(User.id).where(User.username == username))
+
+    def ensure_user(self, username: str) -> int:
+        """The user's id, creating a user without a password if needed (local mode, first login)."""
+        existing = self.user_id(username)
+        if existing is not None:
+            return existing
+        try:
+            return self._insert_user(username, None)
+        except IntegrityError:
+            # Another thread or replica created it between our SELECT and INSERT.
+            existing = self.user_id(username)
+            if existing is None:
+                raise
+            return existing
+
+    def add_user(self, username: str, password_hash: str) -> int:
+        if self.user_id(username) is not None:
+            raise ValueError(f"user {username!r} already exists")
+        try:
+            return self._insert_user(username, password_hash)
+        except IntegrityError as exc:
+            raise ValueError(f"user {username!r} already exists") from exc
+
+    def _insert_user(self, username: str, password_hash: str | None) -> int:
+        if not username.strip():
+            raise ValueError("username must not be empty")
+        with self.db.session() as s:
+            user = User(username=username, password_hash=password_hash, created_at=utcnow())
+            s.add(user)
+            s.flush()
+            return user.id
+
+    def remove_user(self, username: str) -> bool:
+        """Delete the user and, by cascade, all of their conversations and messages."""
+        with self.db.session() as s:
+            return _execute(s, delete(User).where(User.username == username)) > 0
+
+    def list_users(self) -> list[str]:
+        with self.db.session() as s:
+            return list(s.scalars(select(User.username).order_by(User.username)))
+
+    def password_hash(self, username: str) -> str | None:
+        with self.db.session() as s:
+            return s.scalar(select(User.password_hash).where(User.username == username))
+
+    # conversations ----------------------------------------------------------------------------
+
+    def create_conversation(
+        self, user_id: int, *, title: str = "", backend: str = "", model: str = "", language: str = "auto"
+    ) -> str:
+        cid = uuid4().hex
+        now = utcnow()
+        conversation = Conversation(
+            id=cid,
+            user_id=user_id,
+            title=clean_text(title),
+            language=language,
+            backend=backend,
+            model=model,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self.db.session() as s:
+                s.add(conversation)
+        except IntegrityError as exc:
+            raise NotFound("user not found") from exc
+        return cid
+
+    def list_conversations(self, user_id: int, limit: int = 200, offset: int = 0) -> list[ConversationRow]:
+        """Newest activity first; ordered straight off ix_conversations_user_updated."""
+        stmt = (
+            select(*_CONVERSATION_COLUMNS)
+            .where(Conversation.user_id == user_id)
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.db.session() as s:
+            return [ConversationRow(*row) for row in s.execute(stmt)]
+
+    def get_conversation(self, user_id: int, cid: str) -> ConversationRow:
+        with self.db.session() as s:
+            row = s.execute(select(*_CONVERSATION_COLUMNS).where(_owned(user_id, cid))).first()
+        if row is None:
+            raise NotFound(_NO_CONVERSATION)
+        return ConversationRow(*row)
+
+    def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
+        self._update_conversation(user_id, cid, {"title": clean_text(title)})
+
+    def update_conversation(
+        self,
+        user_id: int,
+        cid: str,
+        *,
+        backend: str | None = None,
+        model: str | None = None,
+        language: str | None = None,
+    ) -> None:
+        values = {"backend": backend, "model": model, "language": language}
+        self._update_conversation(user_id, cid, {k: v for k, v in values.items() if v is not None})
+
+    def _update_conversation(self, user_id: int, cid: str, values: dict[str, Any]) -> None:
+        if not values:
+            self.get_conversation(user_id, cid)  # nothing to change, but a bad id still raises
+            return
+        stmt = update(Conversation).where(_owned(user_id, cid)).values(**values)
+        with self.db.session() as s:
+            if _execute(s, stmt) == 0:
+                raise NotFound(_NO_CONVERSATION)
+
+    def delete_conversation(self, user_id: int, cid: str) -> None:
+        """Messages, attachments and their search index entries go with it (FK cascade)."""
+        with self.db.session() as s:
+            if _execute(s, delete(Conversation).where(_owned(user_id, cid))) == 0:
+                raise NotFound(_NO_CONVERSATION)
+
+    # messages ---------------------------------------------------------------------------------
+
+    def messages(self, user_id: int, cid: str) -> list[MessageRow]:
+        with self.db.session() as s:
+            _require_conversation(s, user_id, cid)
+            stmt = select(*_MESSAGE_COLUMNS).where(Message.conversation_id == cid).order_by(Message.id)
+            return [MessageRow(*row) for row in s.execute(stmt)]
+
+    def add_message(
+        self,
+        user_id: int,
+        cid: str,
+        role: str,
+        content: str,
+        *,
+        status: str = "complete",
+        backend: str | None = None,
+        model: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> int:
+        _check_status(status)
+        now = utcnow()
+        message = Message(
+            conversation_id=cid,
+            role=role,
+            content=clean_text(content),
+            status=status,
+            backend=backend,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            created_at=now,
+            updated_at=now,
+        )
+        with self.db.session() as s:
+            # The bump doubles as the ownership check, and takes the write lock before the insert.
+            _bump_conversation(s, user_id, cid, now)
+            s.add(message)
+            s.flush()
+            return message.id
+
+    def checkpoint_message(
+        self,
+        user_id: int,
+        message_id: int,
+        content: str,
+        *,
+        status: str,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> None:
+        """Save a streaming reply so far. The hot path: one UPDATE, one commit."""
+        _check_status(status)
+        values: dict[str, Any] = {"content": clean_text(content), "status": status, "updated_at": utcnow()}
+        if prompt_tokens is not None:
+            values["prompt_tokens"] = prompt_tokens
+        if completion_tokens is not None:
+            values["completion_tokens"] = completion_tokens
+        stmt = update(Message).where(Message.id == message_id, _message_owned(user_id)).values(**values)
+        with self.db.session() as s:
+            if _execute(s, stmt) == 0:
+                raise NotFound(_NO_MESSAGE)
+
+    def delete_messages_from(self, user_id: int, cid: str, message_id: int) -> int:
+        """Delete a message and every later one in its conversation (regenerate, edit)."""
+        found = (
+            select(Message.id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id == message_id, _owned(user_id, cid))
+        )
+        with self.db.session() as s:
+            if s.scalar(found) is None:
+                raise NotFound(_NO_MESSAGE)
+            stmt = delete(Message).where(Message.conversation_id == cid, Message.id >= message_id)
+            deleted = _execute(s, stmt)
+            _bump_conversation(s, user_id, cid, utcnow())
+            return deleted
+
+    def mark_streaming_interrupted(self, *, stale_after: float | None = None) -> int:
+        """At startup, mark replies that were streaming when the app died as interrupted.
+
+        Replicas sharing one PostgreSQL database must pass ``stale_after`` (seconds since the last
+        checkpoint), or a starting replica would mark its peers' live streams as interrupted.
+        """
+        stmt = update(Message).where(Message.status == "streaming")
+        if stale_after is not None:
+            stmt = stmt.where(Message.updated_at < utcnow() - timedelta(seconds=stale_after))
+        with self.db.session() as s:
+            return _execute(s, stmt.values(status="interrupted", updated_at=utcnow()))
+
+    # search -----------------------------------------------------------------------------------
+
+    def search(self, user_id: int, query: str, limit: int = 50) -> list[SearchHit]:
+        """The user's messages that contain every word of ``query``, newest first.
+
+        Each whitespace-separated word is matched as a literal (quoted) term, so FTS syntax in user
+        input (quotes, AND/OR/NOT, *, -, column:) is searched for, never interpreted.
+        """
+        terms = search_terms(query)
+        if not terms or limit <= 0:
+            return []
+        with self.db.session() as s:
+            if self.db.dialect == "sqlite":
+                return _search_sqlite(s, user_id, terms, limit)
+            if self.db.dialect == "postgresql":
+                return _search_postgres(s, user_id, terms, limit)
+            return _search_like(s, user_id, terms, limit)
+
+    # documents --------------------------------------------------------------------------------
+
+    def has_document(self, sha256: str) -> bool:
+        with self.db.session() as s:
+            return s.scalar(select(Document.sha256).where(Document.sha256 == sha256)) is not None
+
+    def store_document(self, sha256: str, filename: str, language: str, pages: list[str]) -> None:
+        """Store a document's pages (page_no 1..n) once; storing the same hash again is a no-op."""
+        _check_sha256(sha256)
+        if self.has_document(sha256):
+            return
+        pages = [clean_text(page) for page in pages]
+        document = Document(
+            sha256=sha256,
+            filename=filename,
+            pages=len(pages),
+            chars=sum(len(page) for page in pages),
+            language=language,
+            created_at=utcnow(),
+        )
+        rows = [{"sha256": sha256, "page_no": i, "text": page} for i, page in enumerate(pages, start=1)]
+        try:
+            with self.db.session() as s:
+                s.add(document)
+                s.flush()
+                if rows:
+                    s.execute(insert(DocumentPage), rows)
+        except IntegrityError:
+            if not self.has_document(sha256):  # not a concurrent store of the same file
+                raise
+
+    def attach_document(self, user_id: int, cid: str, sha256: str) -> None:
+        """Link a stored document to a conversation; attaching it twice is a no-op."""
+        with self.db.session() as s:
+            _require_conversation(s, user_id, cid)
+            if s.get(Document, sha256) is None:
+                raise NotFound(_NO_DOCUMENT)
+            if s.get(ConversationDocument, (cid, sha256)) is None:
+                s.add(ConversationDocument(conversation_id=cid, sha256=sha256, created_at=utcnow()))
+
+    def conversation_documents(self, user_id: int, cid: str) -> list[str]:
+        """sha256s of the documents attached to the conversation, in attachment order."""
+        stmt = (
+            select(ConversationDocument.sha256)
+            .where(ConversationDocument.conversation_id == cid)
+            .order_by(ConversationDocument.created_at, ConversationDocument.sha256)
+        )
+        with self.db.session() as s:
+            _require_conversation(s, user_id, cid)
+            return list(s.scalars(stmt))
+
+    def document_pages(self, sha256: str) -> list[str]:
+        """Page texts in order (index i is page i + 1); empty for an unknown hash."""
+        stmt = select(DocumentPage.text).where(DocumentPage.sha256 == sha256).order_by(DocumentPage.page_no)
+        with self.db.session() as s:
+            return list(s.scalars(stmt))
+
+    def search_document(self, sha256: str, query: str, limit: int = 8) -> list[tuple[int, str]]:
+        """(page_no, text) of the pages most relevant to any word of ``query``, best first."""
+        _check_sha256(sha256)
+        terms = search_terms(query)
+        if not terms or limit <= 0:
+            return []
+        with self.db.session() as s:
+            if self.db.dialect == "sqlite":
+                return _search_document_sqlite(s, sha256, terms, limit)
+            if self.db.dialect == "postgresql":
+                return _search_document_postgres(s, sha256, terms, limit)
+            return _search_document_like(s, sha256, terms, limit)
+
+    # summary caches ---------------------------------------------------------------------------
+
+    def cached_summary(self, key: str) -> str | None:
+        with self.db.session() as s:
+            return s.scalar(select(Summary.text).where(Summary.cache_key == key))
+
+    def cached_summary_meta(self, key: str) -> dict[str, Any] | None:
+        with self.db.session() as s:
+            meta = s.scalar(select(Summary.meta_json).where(Summary.cache_key == key))
+        return None if meta is None else dict(json.loads(meta))
+
+    def put_summary(self, key: str, sha256: str, text: str, meta: dict[str, Any]) -> None:
+        values = {"cache_key": key, "sha256": sha256, "text": text, "meta_json": json.dumps(meta)}
+        self._upsert(Summary, values)
+
+    def chunk_result(self, key: str) -> str | None:
+        with self.db.session() as s:
+            return s.scalar(select(ChunkResult.text).where(ChunkResult.cache_key == key))
+
+    def put_chunk_result(self, key: str, sha256: str, text: str) -> None:
+        self._upsert(ChunkResult, {"cache_key": key, "sha256": sha256, "text": text})
+
+    def _upsert(self, model: type[Summary] | type[ChunkResult], values: dict[str, Any]) -> None:
+        """Insert or replace by cache_key; NotFound when the document is not stored."""
+        values = {**values, "text": clean_text(values["text"]), "created_at": utcnow()}
+        try:
+            with self.db.session() as s:
+                if self.db.dialect in ("sqlite", "postgresql"):
+                    s.execute(_upsert_statement(self.db.dialect, model, values))
+                else:
+                    s.merge(model(**values))
+        except IntegrityError as exc:
+            raise NotFound(_NO_DOCUMENT) from exc
+
+
+# helpers shared by the methods ------------------------------------------------------------------
+
+
+def _execute(session: Session, statement: Any) -> int:
+    """Run an UPDATE/DELETE without ORM session syncing (nothing is cached); return its rowcount."""
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    assert isinstance(result, CursorResult)  # always, for UPDATE and DELETE
+    return int(result.rowcount)
+
+
+def _require_conversation(session: Session, user_id: int, cid: str) -> None:
+    if session.scalar(select(Conversation.id).where(_owned(user_id, cid))) is None:
+        raise NotFound(_NO_CONVERSATION)
+
+
+def _bump_conversation(session: Session, user_id: int, cid: str, now: datetime) -> None:
+    stmt = update(Conversation).where(_owned(user_id, cid)).values(updated_at=now)
+    if _execute(session, stmt) == 0:
+        raise NotFound(_NO_CONVERSATION)
+
+
+def _upsert_statement(dialect: str, model: type[Summary] | type[ChunkResult], values: dict[str, Any]) -> Any:
+    stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(model).values(**values)
+    changed = {k: v for k, v in values.items() if k != "cache_key"}
+    return stmt.on_conflict_do_update(index_elements=["cache_key"], set_=changed)
+
+
+# Message search lists the newest matches first, on every database. Relevance ranking was
+# measured and dropped: FTS5's bm25() walks the whole posting list of every query word to count
+# documents (3.5 s for a word found in most of 1M messages), whereas newest-first stops after
+# `limit` hits. snippet() then runs for the emitted rows only, since FTS5 itself supplies the
+# rowid order and SQLite needs no sorter.
+_SQLITE_SEARCH = text(
+    f"""
+    SELECT m.id, m.conversation_id, c.title,
+           snippet(messages_fts, 0, '{HIGHLIGHT[0]}', '{HIGHLIGHT[1]}', '…', {SNIPPET_TOKENS})
+    FROM messages_fts
+    JOIN messages AS m ON m.id = messages_fts.rowid
+    JOIN conversations AS c ON c.id = m.conversation_id
+    WHERE messages_fts MATCH :match AND c.user_id = :user_id
+    ORDER BY messages_fts.rowid DESC
+    LIMIT :limit
+    """
+)
+
+
+def _search_sqlite(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
+    match = " ".join(fts5_phrase(t) for t in terms)  # implicit AND
+    rows = session.execute(_SQLITE_SEARCH, {"match": match, "user_id": user_id, "limit": limit})
+    return [SearchHit(cid, mid, title, snippet) for mid, cid, title, snippet in rows]
+
+
+# The to_tsvector('simple', content) expression matches migration 0001's GIN index. ts_headline is
+# costly enough that PostgreSQL evaluates it after the LIMIT.
+_POSTGRES_SEARCH = text(
+    f"""
+    SELECT m.id, m.conversation_id, c.title,
+           ts_headline('simple', m.content, q,
+                       'StartSel="{HIGHLIGHT[0]}", StopSel="{HIGHLIGHT[1]}", MaxWords=24, MinWords=8')
+    FROM messages AS m
+    JOIN conversations AS c ON c.id = m.conversation_id,
+         plainto_tsquery('simple', :query) AS q
+    WHERE to_tsvector('simple', m.content) @@ q AND c.user_id = :user_id
+    ORDER BY m.id DESC
+    LIMIT :limit
+    """
+)
+
+
+def _search_postgres(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
+    params = {"query": " ".join(terms), "user_id": user_id, "limit": limit}
+    rows = session.execute(_POSTGRES_SEARCH, params).all()
+    return [SearchHit(cid, mid, title, snippet) for mid, cid, title, snippet in rows]
+
+
+def _search_like(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
+    """Any other database: substring match on every term, newest first."""
+    stmt = (
+        select(Message.id, Message.conversation_id, Conversation.title, Message.content)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.user_id == user_id, *(Message.content.icontains(t, autoescape=True) for t in terms)
+        )
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    rows = session.execute(stmt).all()
+    return [SearchHit(cid, mid, title, _snippet(content, terms)) for mid, cid, title, content in rows]
+
+
+# bm25 weights per column (sha256, page_no, body): only the body text decides relevance.
+_SQLITE_DOCUMENT_SEARCH = text(
+    """
+    SELECT page_no, body FROM document_pages_fts
+    WHERE document_pages_fts MATCH :match
+    ORDER BY bm25(document_pages_fts, 0.0, 0.0, 1.0)
+    LIMIT :limit
+    """
+)
+
+
+def _search_document_sqlite(
+    session: Session, sha256: str, terms: list[str], limit: int
+) -> list[tuple[int, str]]:
+    any_term = " OR ".join(fts5_phrase(t) for t in terms)
+    match = f"sha256:{fts5_phrase(sha256)} AND body:({any_term})"
+    rows = session.execute(_SQLITE_DOCUMENT_SEARCH, {"match": match, "limit": limit}).all()
+    return [(int(page_no), body) for page_no, body in rows]
+
+
+_POSTGRES_DOCUMENT_SEARCH = text(
+    """
+    SELECT page_no, text FROM document_pages, websearch_to_tsquery('simple', :query) AS q
+    WHERE sha256 = :sha256 AND to_tsvector('simple', text) @@ q
+    ORDER BY ts_rank(to_tsvector('simple', text), q) DESC, page_no
+    LIMIT :limit
+    """
+)
+
+
+def _search_document_postgres(
+    session: Session, sha256: str, terms: list[str], limit: int
+) -> list[tuple[int, str]]:
+    # websearch_to_tsquery never raises on odd input; "or" between plain words makes it any-word.
+    words = [w for t in terms for w in "".join(ch if ch.isalnum() else " " for ch in t).split()]
+    words = [w for w in words if w.lower() != "or"]
+    if not words:
+        return []
+    params = {"query": " or ".join(words), "sha256": sha256, "limit": limit}
+    return [(int(p), body) for p, body in session.execute(_POSTGRES_DOCUMENT_SEARCH, params)]
+
+
+def _search_document_like(
+    session: Session, sha256: str, terms: list[str], limit: int
+) -> list[tuple[int, str]]:
+    """Any other database: pages containing any term, those containing most terms first."""
+    stmt = (
+        select(DocumentPage.page_no, DocumentPage.text)
+        .where(
+            DocumentPage.sha256 == sha256,
+            or_(*(DocumentPage.text.icontains(t, autoescape=True) for t in terms)),
+        )
+        .order_by(DocumentPage.page_no)
+    )
+    rows = session.execute(stmt).all()
+    lowered = [t.lower() for t in terms]
+
+    def score(row: tuple[int, str]) -> int:
+        return sum(term in row[1].lower() for term in lowered)
+
+    return sorted(((int(p), str(t)) for p, t in rows), key=score, reverse=True)[:limit]

@@ -1,0 +1,205 @@
+"""ChatService: storage before generation, checkpoints, stop, failures, context trimming."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import pytest
+
+from app import chat as chat_module
+from app.chat import ChatSettings, InputRejected, clean_title
+from app.core import App
+from backends.scripted import ScriptedBackend
+from tests.conftest import make_app
+
+
+def run(app: App, text: str, cid: str | None = None, **settings: object) -> list[chat_module.ChatUpdate]:
+    user = app.local_user_id()
+    return list(app.chat.send(user, cid, text, ChatSettings(**settings)))  # type: ignore[arg-type]
+
+
+def test_real_model_reply_is_stored_complete(local_app: App) -> None:
+    updates = run(local_app, "What is the capital of France?", max_tokens=48, temperature=0.0)
+    final = next(u for u in updates if u.done)
+    assert final.status == "complete" and final.reply.strip()
+    assert final.prompt_tokens > 0 and 0 < final.completion_tokens <= 48
+    assert final.ttft_s is not None and final.ttft_s < final.elapsed_s
+    rows = local_app.repo.messages(local_app.local_user_id(), final.conversation_id)
+    assert [(r.role, r.status) for r in rows] == [("user", "complete"), ("assistant", "complete")]
+    assert rows[1].content == final.reply
+    assert rows[1].model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert final.language == "en"
+
+
+def test_real_model_follows_the_conversation(local_app: App) -> None:
+    first = run(local_app, "My name is Ada.", max_tokens=24, temperature=0.0)[-1]
+    second = run(local_app, "What is my name?", first.conversation_id, max_tokens=24, temperature=0.0)[-1]
+    rows = local_app.repo.messages(local_app.local_user_id(), second.conversation_id)
+    assert len(rows) == 4
+    assert second.prompt_tokens > first.prompt_tokens, "the second prompt carries the first exchange"
+
+
+def test_user_message_is_stored_before_generation(scripted_app: App) -> None:
+    user = scripted_app.local_user_id()
+    stream = scripted_app.chat.send(user, None, "hello there", ChatSettings())
+    first = next(stream)
+    rows = scripted_app.repo.messages(user, first.conversation_id)
+    assert rows[0].role == "user" and rows[0].content == "hello there"
+    assert rows[1].status == "streaming"
+    stream.close()
+
+
+def test_stop_keeps_the_partial_reply_as_interrupted(db_url: str) -> None:
+    backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(100)), delay_s=0.001)
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    with closing(app.chat.send(user, None, "go", ChatSettings())) as stream:
+        for update in stream:
+            if len(update.reply.split()) >= 10:
+                break
+    rows = app.repo.messages(user, update.conversation_id)
+    assert rows[-1].status == "interrupted"
+    assert rows[-1].content == update.reply
+    app.close()
+
+
+def test_checkpoints_at_least_every_second(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat_module, "CHECKPOINT_INTERVAL_S", 0.05)
+    backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(40)), delay_s=0.01)
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    stream = app.chat.send(user, None, "go", ChatSettings())
+    seen_in_db = []
+    for update in stream:
+        if update.reply_message_id and not update.done:
+            stored = app.repo.messages(user, update.conversation_id)[-1]
+            seen_in_db.append(len(stored.content))
+    assert max(seen_in_db) > 0, "partial text reached the database while streaming"
+    assert len(set(seen_in_db)) > 2
+    app.close()
+
+
+def test_backend_failure_keeps_the_user_message_and_partial(db_url: str) -> None:
+    app = make_app(db_url, ScriptedBackend(reply="one two three four five", fail_after=3))
+    final = run(app, "hello")[-1]
+    assert final.status == "error" and final.error_code == "backend_error"
+    assert "failed" in (final.error or "")
+    rows = app.repo.messages(app.local_user_id(), final.conversation_id)
+    assert rows[0].content == "hello"
+    assert rows[1].status == "interrupted" and rows[1].content == "one two three"
+    app.close()
+
+
+def test_backend_down_keeps_the_user_message_and_retry_works(db_url: str) -> None:
+    backend = ScriptedBackend(reply="back again", down=True)
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    final = run(app, "are you there?")[-1]
+    assert final.status == "error" and final.error_code == "backend_unavailable"
+    rows = app.repo.messages(user, final.conversation_id)
+    assert [(r.role, r.content) for r in rows] == [("user", "are you there?")]
+    backend.down = False
+    retry = list(app.chat.regenerate(user, final.conversation_id, ChatSettings()))[-1]
+    assert retry.status == "complete" and retry.reply == "back again"
+    rows = app.repo.messages(user, final.conversation_id)
+    assert [r.role for r in rows] == ["user", "assistant"], "the retry does not duplicate the user message"
+    app.close()
+
+
+def test_old_turns_are_dropped_to_fit_and_counted(db_url: str) -> None:
+    backend = ScriptedBackend(reply="ok " * 20, context_window=300)
+    app = make_app(db_url, backend)
+    cid = None
+    for i in range(12):
+        last = run(app, f"message {i} " + "filler " * 20, cid, max_tokens=40)[-1]
+        cid = last.conversation_id
+    assert last.dropped_turns > 0
+    prompt = backend.requests[-1]
+    assert prompt[0]["role"] == "system"
+    assert prompt[1]["role"] == "user", "a trimmed history starts with a user turn"
+    assert prompt[-1]["content"].startswith("message 11")
+    assert backend.count_message_tokens(prompt) <= 300
+    app.close()
+
+
+def test_a_message_larger_than_the_context_is_an_overflow_error(db_url: str) -> None:
+    app = make_app(db_url, ScriptedBackend(context_window=200))
+    final = run(app, "word " * 500)[-1]
+    assert final.status == "error" and final.error_code == "context_overflow"
+    rows = app.repo.messages(app.local_user_id(), final.conversation_id)
+    assert rows[0].role == "user" and len(rows) == 1
+    app.close()
+
+
+def test_regenerate_replaces_the_last_reply(scripted_app: App) -> None:
+    first = run(scripted_app, "hi")[-1]
+    user = scripted_app.local_user_id()
+    again = list(scripted_app.chat.regenerate(user, first.conversation_id, ChatSettings()))
+    rows = scripted_app.repo.messages(user, first.conversation_id)
+    assert [r.role for r in rows] == ["user", "assistant"]
+    assert rows[1].id != first.reply_message_id
+    assert again[-1].status == "complete"
+
+
+def test_edit_last_replaces_the_question(scripted_app: App) -> None:
+    first = run(scripted_app, "first question")[-1]
+    user = scripted_app.local_user_id()
+    list(scripted_app.chat.edit_last(user, first.conversation_id, "better question", ChatSettings()))
+    rows = scripted_app.repo.messages(user, first.conversation_id)
+    assert (rows[0].role, rows[0].content) == ("user", "better question")
+    assert len(rows) == 2
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00\x01"])
+def test_empty_messages_are_rejected(scripted_app: App, text: str) -> None:
+    with pytest.raises(InputRejected) as info:
+        run(scripted_app, text)
+    assert info.value.code == "empty_message"
+    assert scripted_app.repo.list_conversations(scripted_app.local_user_id()) == []
+
+
+def test_huge_messages_are_rejected_with_the_limit(scripted_app: App) -> None:
+    with pytest.raises(InputRejected) as info:
+        run(scripted_app, "x" * (2 * 1024 * 1024))
+    assert info.value.code == "message_too_long" and "100000" in str(info.value)
+    assert scripted_app.repo.list_conversations(scripted_app.local_user_id()) == []
+
+
+def test_control_characters_are_stripped(scripted_app: App) -> None:
+    final = run(scripted_app, "hel\x00lo\x07 world\n\tok")[-1]
+    rows = scripted_app.repo.messages(scripted_app.local_user_id(), final.conversation_id)
+    assert rows[0].content == "hello world\n\tok"
+
+
+def test_reply_language_follows_the_user_and_the_pin(scripted_app: App) -> None:
+    german = run(scripted_app, "Kannst du mir bitte erklären, wie das Wetter morgen wird?")[-1]
+    assert german.language == "de"
+    backend = scripted_app.backends.get()
+    assert isinstance(backend, ScriptedBackend)
+    assert "Deutsch" in backend.requests[-1][0]["content"]
+    short = run(scripted_app, "ok", german.conversation_id)[-1]
+    assert short.language == "de", "a short turn keeps the conversation's language"
+    pinned = run(
+        scripted_app,
+        "Tell me about the weather tomorrow, please.",
+        german.conversation_id,
+        reply_language="es",
+    )[-1]
+    assert pinned.language == "es"
+
+
+def test_titles_come_from_the_first_exchange(db_url: str) -> None:
+    app = make_app(db_url, ScriptedBackend(reply="Title: Weekend Hiking Plans"))
+    final = run(app, "Where should I hike this weekend?")
+    assert final[-1].title == "Weekend Hiking Plans"
+    assert (
+        app.repo.get_conversation(app.local_user_id(), final[-1].conversation_id).title
+        == "Weekend Hiking Plans"
+    )
+    app.close()
+
+
+def test_clean_title() -> None:
+    assert clean_title('"Titel: Wanderpläne"\nmore') == "Wanderpläne"
+    assert clean_title("  ") == ""
+    assert len(clean_title("x" * 500)) <= 60

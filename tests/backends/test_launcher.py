@@ -1,0 +1,210 @@
+"""`llamadesk serve-vllm`: the command lines it builds, its flags, and its process
+handling (with the simulator standing in for vLLM, which is not installed here)."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backends.launcher import (
+    ALLOWED_FLAGS,
+    DEFAULT_MODEL,
+    INSTALL_HINT,
+    LaunchSpec,
+    build_command,
+    health_url,
+    launch,
+    main,
+    run_server,
+    vllm_installed,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+ONE_NODE = [
+    "vllm", "serve", "meta-llama/Llama-3.1-405B-Instruct-FP8",
+    "--tensor-parallel-size", "8",
+    "--max-model-len", "131072",
+    "--enable-auto-tool-choice", "--tool-call-parser", "llama3_json",
+    "--host", "127.0.0.1", "--port", "8000",
+]  # fmt: skip
+
+TWO_NODES = [
+    "vllm", "serve", "meta-llama/Llama-3.1-405B-Instruct-FP8",
+    "--tensor-parallel-size", "8",
+    "--max-model-len", "131072",
+    "--kv-cache-dtype", "fp8",
+    "--enable-auto-tool-choice", "--tool-call-parser", "llama3_json",
+    "--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray",
+    "--host", "0.0.0.0", "--port", "8000",
+]  # fmt: skip
+
+
+def flags(cmd: list[str]) -> set[str]:
+    return {arg for arg in cmd if arg.startswith("--")}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_one_node_command() -> None:
+    assert LaunchSpec().model == DEFAULT_MODEL
+    assert build_command(LaunchSpec()) == ONE_NODE
+
+
+def test_two_node_command() -> None:
+    spec = LaunchSpec(pipeline_parallel_size=2, kv_cache_dtype="fp8", host="0.0.0.0")
+    assert build_command(spec) == TWO_NODES
+
+
+def test_no_tools_and_extra_args() -> None:
+    cmd = build_command(LaunchSpec(tools=False, extra_args=("--gpu-memory-utilization", "0.95")))
+    assert "--enable-auto-tool-choice" not in cmd and "--tool-call-parser" not in cmd
+    assert cmd[-2:] == ["--gpu-memory-utilization", "0.95"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        LaunchSpec(),
+        LaunchSpec(pipeline_parallel_size=2, kv_cache_dtype="fp8"),
+        LaunchSpec(tools=False, tensor_parallel_size=4, max_model_len=32768),
+    ],
+)
+def test_every_emitted_flag_is_allowed(spec: LaunchSpec) -> None:
+    assert flags(build_command(spec)) <= ALLOWED_FLAGS
+
+
+def test_dry_run_prints_the_shell_quoted_command() -> None:
+    out = io.StringIO()
+    argv = [
+        "--pipeline-parallel-size",
+        "2",
+        "--kv-cache-dtype",
+        "fp8",
+        "--host",
+        "0.0.0.0",
+        "--dry-run",
+        "--",
+        "--gpu-memory-utilization",
+        "0.95",
+    ]
+    assert main(argv, out=out) == 0
+    printed = out.getvalue().strip()
+    assert "\n" not in printed
+    assert shlex.split(printed) == [*TWO_NODES, "--gpu-memory-utilization", "0.95"]
+
+
+def test_dry_run_defaults_return_zero_without_vllm(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--dry-run"]) == 0
+    assert shlex.split(capsys.readouterr().out) == ONE_NODE
+
+
+def test_no_tools_flag() -> None:
+    out = io.StringIO()
+    assert main(["--dry-run", "--no-tools", "--model", "m p"], out=out) == 0
+    assert out.getvalue().startswith("vllm serve 'm p' --tensor-parallel-size 8")
+    assert "--enable-auto-tool-choice" not in out.getvalue()
+
+
+def test_bad_flag_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--tensor-parallel-size", "zero"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "tensor-parallel-size" in err
+
+
+def test_missing_vllm_is_exit_2_with_the_install_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    if vllm_installed():
+        pytest.skip("vLLM is installed here; this test is for machines without it")
+    assert main([]) == 2
+    assert capsys.readouterr().err.strip() == INSTALL_HINT
+    assert launch(LaunchSpec()) == 2
+
+
+def test_health_url_probes_loopback_for_a_wildcard_bind() -> None:
+    assert health_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/health"
+    assert health_url("10.0.0.5", 9000) == "http://10.0.0.5:9000/health"
+
+
+# ---- process handling, with the simulator as the server ----------------------
+
+
+def sim_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "tests.benchmarks.sim_server", "--port", str(port)]
+
+
+def test_server_that_exits_before_ready_is_exit_3() -> None:
+    err = io.StringIO()
+    code = run_server(
+        [sys.executable, "-c", "raise SystemExit(1)"],
+        f"http://127.0.0.1:{free_port()}/health",
+        "http://x",
+        wait_s=30,
+        out=io.StringIO(),
+        err=err,
+    )
+    assert code == 3
+    assert "exited with code 1 before it was ready" in err.getvalue()
+
+
+def test_server_never_ready_is_stopped_and_exit_3() -> None:
+    err = io.StringIO()
+    started = time.monotonic()
+    code = run_server(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        f"http://127.0.0.1:{free_port()}/health",
+        "http://x",
+        wait_s=1,
+        out=io.StringIO(),
+        err=err,
+    )
+    assert code == 3
+    assert "not ready after 1 s" in err.getvalue()
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.timeout(60)
+def test_ready_line_then_sigint_is_forwarded_and_exit_130() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    script = (
+        "import sys; from backends.launcher import run_server; "
+        f"sys.exit(run_server({sim_command(port)!r}, {url + '/health'!r}, {url!r}, wait_s=30))"
+    )
+    # The simulator prints "LISTENING <port>" on the same stdout, before or after "Ready".
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("Starting: ")
+        assert f"Ready: llamadesk serve --vllm-url {url}\n" in lines[1:]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # forwarded, unlike kill(), so the server goes too
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+    with pytest.raises(OSError):  # the server went down with the launcher
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

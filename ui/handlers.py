@@ -1,0 +1,223 @@
+"""Thin Gradio handlers: read the widgets, call app/ services, shape the result for the widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
+from app.core import App
+from app.language import error_text
+from app.throttle import throttled
+from storage.repo import MessageRow, NotFound
+from ui.i18n import text
+from ui.identity import user_id_for
+
+Messages = list[dict[str, Any]]
+# Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
+ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
+
+
+def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
+    return [
+        {"role": r.role, "content": r.content} for r in rows if r.role in ("user", "assistant") and r.content
+    ]
+
+
+def message_text(message: Any) -> str:
+    """The text of a MultimodalTextbox value (or of a plain string)."""
+    if isinstance(message, dict):
+        return str(message.get("text") or "")
+    return str(message or "")
+
+
+@dataclass
+class Handlers:
+    app: App
+    auth: bool = False
+
+    def user(self, request: gr.Request | None) -> int:
+        return user_id_for(self.app, request, self.auth)
+
+    # -- sidebar ------------------------------------------------------------
+
+    def conversation_choices(self, user_id: int) -> list[tuple[str, str]]:
+        rows = self.app.repo.list_conversations(user_id, limit=200)
+        return [(r.title or "New chat", r.id) for r in rows]
+
+    def sidebar(self, current: str, request: gr.Request) -> Any:
+        user_id = self.user(request)
+        return gr.update(choices=self.conversation_choices(user_id), value=current or None)
+
+    def search(self, query: str, request: gr.Request) -> Any:
+        user_id = self.user(request)
+        if not query.strip():
+            return gr.update(choices=self.conversation_choices(user_id), value=None)
+        seen: dict[str, str] = {}
+        for hit in self.app.repo.search(user_id, query, limit=50):
+            seen.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}"[:120])
+        return gr.update(choices=[(label, cid) for cid, label in seen.items()], value=None)
+
+    def open_conversation(
+        self, conversation_id: str | None, request: gr.Request
+    ) -> tuple[Any, Any, Any, Any]:
+        """Chatbot, notice, current id, rename box for the picked conversation."""
+        if not conversation_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        user_id = self.user(request)
+        try:
+            conversation = self.app.repo.get_conversation(user_id, conversation_id)
+        except NotFound:
+            return [], text("errors.not_found"), "", ""
+        rows = self.app.repo.messages(user_id, conversation_id)
+        notice = ""
+        if rows and rows[-1].role == "assistant" and rows[-1].status == "interrupted":
+            notice = text("chat.interrupted_offer", _ui_lang(conversation.language))
+        return to_chatbot(rows), notice, conversation_id, conversation.title
+
+    def new_chat(self) -> tuple[Any, Any, Any, Any, Any]:
+        """Chatbot, notice, current id, sidebar selection, edit mode."""
+        return [], "", "", gr.update(value=None), False
+
+    def rename(self, conversation_id: str, title: str, request: gr.Request) -> Any:
+        user_id = self.user(request)
+        if conversation_id and title.strip():
+            self.app.repo.rename_conversation(user_id, conversation_id, title.strip()[:120])
+        return gr.update(choices=self.conversation_choices(user_id), value=conversation_id or None)
+
+    def delete(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any, Any, Any]:
+        """Chatbot, notice, current id, sidebar list."""
+        user_id = self.user(request)
+        if conversation_id:
+            self.app.repo.delete_conversation(user_id, conversation_id)
+        return [], "", "", gr.update(choices=self.conversation_choices(user_id), value=None)
+
+    # -- chat ---------------------------------------------------------------
+
+    def send(
+        self,
+        message: Any,
+        conversation_id: str,
+        history: Messages,
+        editing: bool,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        backend: str | None,
+        request: gr.Request,
+    ) -> Iterator[ChatOutputs]:
+        user_id = self.user(request)
+        content = message_text(message)
+        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        history = list(history or [])
+        if editing and conversation_id:
+            while history and history[-1].get("role") == "assistant":
+                history.pop()
+            if history:
+                history.pop()
+            stream = self.app.chat.edit_last(user_id, conversation_id, content, settings)
+        else:
+            stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
+        history.append({"role": "user", "content": content})
+        yield from self._run(user_id, stream, history, conversation_id, message)
+
+    def regenerate(
+        self,
+        conversation_id: str,
+        history: Messages,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        backend: str | None,
+        request: gr.Request,
+    ) -> Iterator[ChatOutputs]:
+        user_id = self.user(request)
+        if not conversation_id:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        rows = self.app.repo.messages(user_id, conversation_id)
+        while rows and rows[-1].role == "assistant":
+            rows.pop()
+        stream = self.app.chat.regenerate(user_id, conversation_id, settings)
+        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None)
+
+    def edit_last(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any]:
+        """Put the last user message back in the box; the next send replaces it."""
+        user_id = self.user(request)
+        if not conversation_id:
+            return gr.skip(), False
+        rows = self.app.repo.messages(user_id, conversation_id)
+        last = next((r for r in reversed(rows) if r.role == "user"), None)
+        if last is None:
+            return gr.skip(), False
+        return {"text": last.content, "files": []}, True
+
+    def _run(
+        self,
+        user_id: int,
+        stream: Updates,
+        history: Messages,
+        conversation_id: str,
+        message: Any,
+    ) -> Iterator[ChatOutputs]:
+        """Drive one exchange. Stop closes this generator, and so the service's, which saves the partial."""
+        shown = [*history, {"role": "assistant", "content": ""}]
+        keep_box = gr.skip()
+        try:
+            with closing(stream):
+                first = True
+                for update in throttled(stream, urgent=lambda u: u.done or u.title is not None):
+                    shown[-1] = {"role": "assistant", "content": update.reply}
+                    sidebar = gr.skip()
+                    if first or update.done:
+                        sidebar = gr.update(
+                            choices=self.conversation_choices(user_id), value=update.conversation_id
+                        )
+                    notice = _notice(update)
+                    visible = shown if update.reply or not update.done else shown[:-1]
+                    yield (
+                        {"text": "", "files": []} if first else gr.skip(),
+                        visible,
+                        notice,
+                        update.conversation_id,
+                        sidebar,
+                        False,
+                    )
+                    first = False
+        except InputRejected as exc:
+            lang = "en"
+            yield keep_box, history[:-1], error_text(lang, exc.code), conversation_id, gr.skip(), gr.skip()
+        except NotFound:
+            yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
+
+
+def _notice(update: ChatUpdate) -> str:
+    parts = []
+    if update.error:
+        parts.append(f"⚠️ {update.error}")
+    if update.dropped_turns:
+        parts.append(error_text(update.language, "dropped_turns", n=update.dropped_turns))
+    return "\n\n".join(parts)
+
+
+def _settings(
+    system_prompt: str, temperature: float, max_tokens: float, reply_language: str, backend: str | None
+) -> ChatSettings:
+    return ChatSettings(
+        system_prompt=system_prompt or "",
+        temperature=float(temperature),
+        max_tokens=int(max_tokens),
+        reply_language=reply_language or "auto",
+        backend=backend or None,
+    )
+
+
+def _ui_lang(lang: str) -> str:
+    return lang if lang and lang != "auto" else "en"

@@ -1,0 +1,149 @@
+"""The Gradio page: sidebar, chat pane, settings. Wiring only; behaviour lives in handlers."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import gradio as gr
+
+from app.core import App
+from app.language import LANGUAGE_NAMES, SUPPORTED
+from ui import api
+from ui.handlers import Handlers
+from ui.i18n import t
+
+# One queue group for every chat event, so the app never serializes remote
+# backends; a local model queues on its own lock.
+CHAT_GROUP = "chat"
+CHAT_LIMIT = api.CHAT_CONCURRENCY
+
+
+def css() -> str:
+    return (resources.files("assets") / "app.css").read_text(encoding="utf-8")
+
+
+def model_banner(app: App) -> str:
+    backend = app.backends.get()
+    info = backend.info()
+    line = f"**{info.model}** · {info.kind} · context {info.context_window:,} tokens"
+    if info.demo:
+        line += (
+            "\n\n> This is a small demo model (SmolLM2-135M): quick, but its answers are weak. "
+            "For real answers start llamadesk with `--model Llama-3.1-8B-Instruct-Q4_K_M.gguf`."
+        )
+    return line
+
+
+def language_choices() -> list[tuple[str, str]]:
+    return [("auto", "auto")] + [(f"{LANGUAGE_NAMES[c][1]} ({c})", c) for c in SUPPORTED]
+
+
+def build(app: App, auth: bool = False) -> gr.Blocks:
+    handlers = Handlers(app, auth)
+    with gr.Blocks(title="llamadesk", analytics_enabled=False) as demo:
+        conversation_id = gr.State("")
+        editing = gr.State(False)
+        with gr.Sidebar(elem_id="sidebar"):
+            gr.Markdown("## 🦙 llamadesk")
+            new_chat = gr.Button(t("sidebar.new_chat"), variant="primary", elem_id="new-chat")
+            search = gr.Textbox(
+                placeholder=str(t("sidebar.search_placeholder")),
+                show_label=False,
+                elem_id="search",
+                submit_btn=True,
+            )
+            conversations = gr.Radio(choices=[], label=t("sidebar.conversations"), elem_id="conversations")
+            with gr.Accordion(t("sidebar.rename"), open=False):
+                title_box = gr.Textbox(show_label=False, placeholder=str(t("sidebar.rename_placeholder")))
+                with gr.Row():
+                    rename = gr.Button(t("sidebar.rename"), size="sm")
+                    delete = gr.Button(t("sidebar.delete"), size="sm", variant="stop")
+                confirm_delete = gr.Button(
+                    t("sidebar.delete_confirm"), size="sm", variant="stop", visible=False
+                )
+
+        with gr.Column(elem_id="main"):
+            gr.Markdown(model_banner(app), elem_id="model-banner")
+            notice = gr.Markdown("", elem_id="notice")
+            chatbot = gr.Chatbot(
+                elem_id="chatbot",
+                height="62vh",
+                sanitize_html=True,
+                render_markdown=True,
+                allow_tags=False,
+                buttons=["copy"],
+                feedback_options=None,
+                autoscroll=True,
+            )
+            box = gr.MultimodalTextbox(
+                placeholder=str(t("chat.placeholder")),
+                show_label=False,
+                file_types=[".pdf"],
+                elem_id="message",
+                submit_btn=True,
+            )
+            with gr.Row():
+                stop = gr.Button(t("chat.stop"), variant="stop", size="sm", elem_id="stop")
+                regenerate = gr.Button(t("chat.regenerate"), size="sm", elem_id="regenerate")
+                edit_last = gr.Button(t("chat.edit_last"), size="sm", elem_id="edit-last")
+
+            with gr.Accordion(t("settings.title"), open=False, elem_id="settings"):
+                system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
+                with gr.Row():
+                    temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label=t("settings.temperature"))
+                    max_tokens = gr.Slider(16, 4096, value=1024, step=16, label=t("settings.max_tokens"))
+                with gr.Row():
+                    reply_language = gr.Dropdown(
+                        choices=language_choices(), value="auto", label=t("settings.reply_language")
+                    )
+                    backend = gr.Dropdown(
+                        choices=app.backends.names,
+                        value=app.backends.default_name,
+                        label=t("settings.backend"),
+                    )
+
+        settings = [system_prompt, temperature, max_tokens, reply_language, backend]
+        chat_outputs = [box, chatbot, notice, conversation_id, conversations, editing]
+        send_event = box.submit(
+            handlers.send,
+            [box, conversation_id, chatbot, editing, *settings],
+            chat_outputs,
+            api_visibility="private",
+            concurrency_limit=CHAT_LIMIT,
+            concurrency_id=CHAT_GROUP,
+        )
+        regen_event = regenerate.click(
+            handlers.regenerate,
+            [conversation_id, chatbot, *settings],
+            chat_outputs,
+            api_visibility="private",
+            concurrency_limit=CHAT_LIMIT,
+            concurrency_id=CHAT_GROUP,
+        )
+        stop.click(None, cancels=[send_event, regen_event])
+        edit_last.click(handlers.edit_last, [conversation_id], [box, editing], api_visibility="private")
+
+        conversations.select(
+            handlers.open_conversation,
+            [conversations],
+            [chatbot, notice, conversation_id, title_box],
+            api_visibility="private",
+        )
+        new_chat.click(
+            handlers.new_chat,
+            None,
+            [chatbot, notice, conversation_id, conversations, editing],
+            api_visibility="private",
+        )
+        search.submit(handlers.search, [search], [conversations], api_visibility="private")
+        rename.click(handlers.rename, [conversation_id, title_box], [conversations], api_visibility="private")
+        delete.click(lambda: gr.update(visible=True), None, [confirm_delete], api_visibility="private")
+        confirm_delete.click(
+            handlers.delete,
+            [conversation_id],
+            [chatbot, notice, conversation_id, conversations],
+            api_visibility="private",
+        ).then(lambda: gr.update(visible=False), None, [confirm_delete], api_visibility="private")
+        demo.load(handlers.sidebar, [conversation_id], [conversations], api_visibility="private")
+        api.register(handlers)
+    return demo

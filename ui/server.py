@@ -1,0 +1,112 @@
+"""`llamadesk serve`: checks the exposure rules, then runs the Gradio app."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app.config import LOOPBACK_HOSTS, Settings
+from app.core import App
+from ui import layout
+from ui.i18n import i18n
+
+QUEUE_MAX_SIZE = 512
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: bool = False
+    insecure_no_auth: bool = False
+    open_browser: bool = False
+    window: bool = False
+    backend: str | None = None
+
+
+class ExposureRefused(ValueError):
+    pass
+
+
+def check_exposure(options: ServeOptions) -> None:
+    """A non-loopback bind without sign-in would publish every conversation."""
+    if options.host not in LOOPBACK_HOSTS and not options.auth and not options.insecure_no_auth:
+        raise ExposureRefused(
+            f"refusing to serve on {options.host} without --auth: anyone on the network could read every "
+            "conversation. Add --auth (accounts: llamadesk users add NAME), or --insecure-no-auth."
+        )
+
+
+def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.Blocks, str]:
+    """Start the server; with block=False it runs in the background (tests)."""
+    check_exposure(options)
+    demo = layout.build(app, auth=options.auth)
+    demo.queue(default_concurrency_limit=layout.CHAT_LIMIT, max_size=QUEUE_MAX_SIZE)
+    _, url, _ = demo.launch(
+        server_name=options.host,
+        server_port=options.port,
+        share=False,
+        auth=_authenticator(app) if options.auth else None,
+        auth_message="Sign in to llamadesk",
+        prevent_thread_lock=True,
+        quiet=True,
+        max_file_size="200mb",
+        footer_links=["api", "settings"],
+        i18n=i18n(),
+        css=layout.css(),
+        theme=gr.themes.Soft(),
+    )
+    if block and not _open_view(url, options):
+        demo.block_thread()
+    return demo, url
+
+
+def _authenticator(app: App):  # type: ignore[no-untyped-def]
+    from app.users import verify_password
+
+    def check(username: str, password: str) -> bool:
+        return verify_password(app.repo, username, password)
+
+    return check
+
+
+def _open_view(url: str, options: ServeOptions) -> bool:
+    """Open the browser or a native window; True once a native window was shown and closed."""
+    print(f"llamadesk is running at {url}", file=sys.stderr)
+    if options.window:
+        from ui.window import open_window
+
+        if open_window(url):
+            return True
+    if options.open_browser or options.window:
+        webbrowser.open(url)
+    return False
+
+
+def serve(settings: Settings, options: ServeOptions) -> int:
+    try:
+        check_exposure(options)
+    except ExposureRefused as exc:
+        print(f"llamadesk: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    app = App.open(settings)
+    if options.auth and not any(app.repo.password_hash(u) for u in app.repo.list_users()):
+        print("llamadesk: --auth needs at least one account: llamadesk users add NAME", file=sys.stderr)
+        app.close()
+        return EXIT_BAD_INPUT
+    if app.recovered_replies:
+        print(
+            f"llamadesk: {app.recovered_replies} reply(s) cut off by a crash are marked interrupted",
+            file=sys.stderr,
+        )
+    try:
+        launch(app, options)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return 0
