@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the browser tests and the Devanagari/Thai rendering need.
-BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg
+BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji
 
 .PHONY: install run test lint bench browser clean
 

@@ -13,6 +13,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 
 from app import language
+from app.doc_chat import DocumentService
 from app.registry import BackendRegistry
 from backends.base import (
     MESSAGE_OVERHEAD_TOKENS,
@@ -23,7 +24,7 @@ from backends.base import (
     GenerationOptions,
     close_stream,
 )
-from storage.repo import MessageRow, Repository
+from storage.repo import MessageRow, Repository, clean_text
 
 CHECKPOINT_INTERVAL_S = 0.5
 MAX_MESSAGE_CHARS = 100_000
@@ -104,9 +105,10 @@ class _Checkpointer:
 
 
 class ChatService:
-    def __init__(self, repo: Repository, backends: BackendRegistry) -> None:
+    def __init__(self, repo: Repository, backends: BackendRegistry, documents: DocumentService) -> None:
         self.repo = repo
         self.backends = backends
+        self.documents = documents
 
     # -- public entry points ------------------------------------------------
 
@@ -116,7 +118,7 @@ class ChatService:
         backend = self._backend_for(user_id, conversation_id, settings)
         if not conversation_id:
             conversation_id = self.repo.create_conversation(
-                user_id, title=fallback_title(text), backend=backend.name, model=backend.model
+                user_id, title=fallback_title(text), backend=backend.name, model=_model_of(backend)
             )
         turns = _turns(self.repo.messages(user_id, conversation_id))
         user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
@@ -168,10 +170,12 @@ class ChatService:
             status="streaming",
             language=lang,
             backend=backend.name,
-            model=backend.model,
+            model=_model_of(backend),
         )
         try:
-            prompt = self.build_prompt(backend, turns, lang, settings)
+            question = turns[-1]["content"] if turns else ""
+            context = self.documents.context(user_id, conversation_id, question, backend)
+            prompt = self.build_prompt(backend, turns, lang, settings, context)
         except BackendError as exc:
             yield self._failed(base, exc, lang, started)
             return
@@ -183,7 +187,7 @@ class ChatService:
             "",
             status="streaming",
             backend=backend.name,
-            model=backend.model,
+            model=_model_of(backend),
         )
         base = replace(base, reply_message_id=reply_id)
         yield base
@@ -211,7 +215,8 @@ class ChatService:
             try:
                 for delta in stream:
                     if delta.text:
-                        parts.append(delta.text)
+                        # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
+                        parts.append(clean_text(strip_control_chars(delta.text)))
                         ttft = update.ttft_s if update.ttft_s is not None else time.monotonic() - started
                         update = replace(update, reply="".join(parts), ttft_s=ttft)
                         checkpoint.maybe(update.reply)
@@ -268,10 +273,15 @@ class ChatService:
     # -- prompt -------------------------------------------------------------
 
     def build_prompt(
-        self, backend: ChatBackend, turns: Sequence[ChatMessage], lang: str, settings: ChatSettings
+        self,
+        backend: ChatBackend,
+        turns: Sequence[ChatMessage],
+        lang: str,
+        settings: ChatSettings,
+        context: str = "",
     ) -> _Prompt:
-        """System line + as many of the latest turns as fit, leaving room for the reply."""
-        system = _system_text(settings.system_prompt, lang)
+        """System line (with any document context) + as many of the latest turns as fit."""
+        system = _system_text(settings.system_prompt, lang, context)
         window = backend.context_window
         reserve = max(16, min(settings.max_tokens, window // 4))
         budget = window - reserve - PROMPT_SAFETY_TOKENS
@@ -350,7 +360,7 @@ class ChatService:
 
 
 def validate_message(text: str) -> str:
-    cleaned = strip_control_chars(text or "").strip()
+    cleaned = clean_text(strip_control_chars(text or "")).strip()
     if not cleaned:
         raise InputRejected("empty_message", "the message is empty")
     if len(cleaned) > MAX_MESSAGE_CHARS:
@@ -375,17 +385,31 @@ def fallback_title(text: str) -> str:
 
 def clean_title(raw: str) -> str:
     line = next((ln for ln in strip_control_chars(raw).splitlines() if ln.strip()), "")
-    line = line.strip(_TITLE_JUNK)
+    line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip(_TITLE_JUNK)
     line = re.sub(r"^(title|titel|titre|titolo|título|शीर्षक|ชื่อเรื่อง)\s*[:：]\s*", "", line, flags=re.I)
-    return line.strip(_TITLE_JUNK)[:TITLE_MAX_CHARS].strip()
+    line = line.strip(_TITLE_JUNK)
+    if len(line) > TITLE_MAX_CHARS:  # cut at a word, not inside one
+        line = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
+    return line.strip(_TITLE_JUNK)
 
 
 _TITLE_JUNK = " \"'“”«»*#`."
 
 
-def _system_text(custom: str, lang: str) -> str:
+def _system_text(custom: str, lang: str, context: str = "") -> str:
+    """The reply-language line comes last, so that a document before it stays a stable cached prefix."""
     base = custom.strip() or DEFAULT_SYSTEM_PROMPT
-    return f"{base}\n{language.reply_instruction(lang)}"
+    if context:
+        base = f"{base}\n\n{context}"
+    return f"{base}\n\n{language.reply_instruction(lang)}"
+
+
+def _model_of(backend: ChatBackend) -> str:
+    """The model's name, or "" while the remote server that would tell it is down."""
+    try:
+        return backend.model
+    except BackendError:
+        return ""
 
 
 def _last(rows: Sequence[MessageRow], role: str) -> MessageRow | None:

@@ -7,13 +7,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from app import exporting
 from app.chat import ChatSettings, ChatUpdate, InputRejected
 from app.config import ConfigError, Settings, load_settings, with_local_model, with_remote
 from app.core import App
+from app.documents import Document, ExtractionCancelled
 from app.language import SUPPORTED, normalize_code
+from app.summarize import SummaryCancelled
 from backends.base import BackendError
 from storage.repo import NotFound
 
@@ -67,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.add_argument("--system", default="", help="system prompt")
     chat.add_argument("--json", action="store_true")
+
+    summarize = sub.add_parser("summarize", parents=[common], help="summarize a PDF of any length")
+    summarize.add_argument("file", metavar="FILE.pdf")
+    summarize.add_argument("--lang", default="auto", metavar="auto|CODE", help="summary language")
+    summarize.add_argument("--backend", metavar="NAME")
+    summarize.add_argument("--password", metavar="PW", help="for an encrypted PDF")
+    summarize.add_argument("--json", action="store_true")
+
+    extract = sub.add_parser("extract", parents=[common], help="the text of a PDF, page by page (no model)")
+    extract.add_argument("file", metavar="FILE.pdf")
+    extract.add_argument("--password", metavar="PW")
+    extract.add_argument("--json", action="store_true")
 
     conv = sub.add_parser(
         "conversations", parents=[common], help="list, show, export or delete conversations"
@@ -137,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(getattr(exc, "code", "bad_input"), str(exc), EXIT_BAD_INPUT, as_json)
     except BackendError as exc:
         return _fail(exc.code, str(exc), EXIT_BACKEND, as_json)
+    except (SummaryCancelled, ExtractionCancelled):
+        print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
+        return EXIT_CANCELLED
 
 
 def _fail(code: str, message: str, exit_code: int, as_json: bool) -> int:
@@ -228,6 +246,87 @@ def _chat_json(update: ChatUpdate) -> dict[str, object]:
         "ttft_s": round(update.ttft_s, 4) if update.ttft_s is not None else None,
         "elapsed_s": round(update.elapsed_s, 4),
     }
+
+
+def _read_pdf(path: str, password: str | None) -> Document:
+    from app.documents import DocumentError, extract_pdf
+
+    try:
+        return extract_pdf(Path(path), password=password)
+    except DocumentError as exc:
+        raise CliError(exc.code, str(exc), EXIT_BAD_INPUT) from exc
+    except OSError as exc:
+        raise CliError("not_pdf", f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from exc
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from app.documents import extract_json
+
+    doc = _read_pdf(args.file, args.password)
+    if args.json:
+        print(json.dumps(extract_json(doc), ensure_ascii=False))
+        return EXIT_OK
+    for warning in doc.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for number, text in enumerate(doc.pages, start=1):
+        print(f"--- page {number} ---\n{text}")
+    return EXIT_OK
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    lang = _language_flag(args.lang)
+    doc = _read_pdf(args.file, args.password)
+    for warning in doc.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    app = _open_app(args)
+    try:
+        if args.backend:
+            app.settings.backend(args.backend)
+        plan = app.documents.plan(doc, args.backend)
+        print(f"plan: {plan.describe()}", file=sys.stderr)
+        outcome = app.documents.summarize(
+            app.local_user_id(),
+            doc,
+            language_setting=lang,
+            backend_name=args.backend,
+            plan=plan,
+            progress=_progress_line,
+        )
+    finally:
+        print(file=sys.stderr)
+        app.close()
+    result = outcome.result
+    if not args.json:
+        print(result.summary)
+        return EXIT_OK
+    print(
+        json.dumps(
+            {
+                "summary": result.summary,
+                "language": result.language,
+                "strategy": result.strategy,
+                "conversation_id": outcome.conversation_id,
+                "backend": outcome.plan.backend,
+                "model": outcome.plan.model,
+                "chunks": result.chunks,
+                "tokens_processed": result.tokens_processed,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "citations": [{"pages": [first, last]} for first, last in result.citations],
+                "document": {
+                    "sha256": doc.sha256,
+                    "pages": doc.page_count,
+                    "tokens": outcome.document_tokens,
+                    "language": doc.language,
+                },
+            },
+            ensure_ascii=False,
+        )
+    )
+    return EXIT_OK
+
+
+def _progress_line(done: int, total: int, what: str) -> None:
+    print(f"\r[{done}/{total}] {what[:60]:<60}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
@@ -335,6 +434,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "conversations": cmd_conversations,
     "backends": cmd_backends,
     "users": cmd_users,
+    "summarize": cmd_summarize,
+    "extract": cmd_extract,
 }
 
 

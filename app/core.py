@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.chat import ChatService
 from app.config import Settings
+from app.doc_chat import DocumentService
 from app.registry import BackendRegistry
 from storage.db import Database, default_url
 from storage.repo import Repository
@@ -20,6 +21,7 @@ class App:
     repo: Repository
     backends: BackendRegistry
     chat: ChatService
+    documents: DocumentService
     recovered_replies: int = 0
 
     @classmethod
@@ -30,7 +32,8 @@ class App:
         # A reply still marked streaming was cut off by a crash or a kill; say so instead of pretending.
         recovered = repo.mark_streaming_interrupted()
         registry = backends or BackendRegistry(settings)
-        return cls(settings, db, repo, registry, ChatService(repo, registry), recovered)
+        documents = DocumentService(repo, registry)
+        return cls(settings, db, repo, registry, ChatService(repo, registry, documents), documents, recovered)
 
     def local_user_id(self) -> int:
         return self.repo.ensure_user(LOCAL_USER)

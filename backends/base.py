@@ -26,6 +26,7 @@ class GenerationOptions:
     top_p: float = 0.95
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    repeat_penalty: float = 1.0  # >1 discourages loops; small models need it for long outputs
 
 
 @dataclass(frozen=True)

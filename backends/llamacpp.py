@@ -294,6 +294,7 @@ class LlamaCppBackend(ChatBackend):
                 top_p=options.top_p,
                 seed=options.seed,
                 stop=list(options.stop) or None,
+                repeat_penalty=options.repeat_penalty,
             )
             for chunk in stream:
                 choice = chunk["choices"][0]

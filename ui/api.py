@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from contextlib import closing
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from app import exporting
 from app.chat import ChatSettings, InputRejected
 from app.throttle import throttled
 from backends.base import BackendError
 from storage.repo import NotFound
-from ui.handlers import Handlers
+from ui.errors import user_error
+from ui.handlers import Handlers, load_document, progress_markdown, uploaded_path
 
 # Remote backends must never be serialized by the app; a local model has its own lock.
 CHAT_CONCURRENCY = 64
@@ -30,14 +32,14 @@ def register(handlers: Handlers) -> None:
             with closing(app.chat.send(user_id, conversation_id or None, message, ChatSettings())) as stream:
                 for update in throttled(stream):
                     if update.status == "error":
-                        raise gr.Error(update.error or "the backend failed")
+                        raise user_error(update.error or "the backend failed")
                     yield update.reply
         except InputRejected as exc:
-            raise gr.Error(str(exc)) from exc
+            raise user_error(str(exc)) from exc
         except NotFound as exc:
-            raise gr.Error("conversation not found") from exc
+            raise user_error("conversation not found") from exc
         except BackendError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise user_error(str(exc)) from exc
 
     def conversations(request: gr.Request) -> list[dict]:
         """The signed-in user's conversations, newest first."""
@@ -51,7 +53,7 @@ def register(handlers: Handlers) -> None:
             row = app.repo.get_conversation(user_id, conversation_id)
             messages = app.repo.messages(user_id, conversation_id)
         except NotFound as exc:
-            raise gr.Error("conversation not found") from exc
+            raise user_error("conversation not found") from exc
         data = exporting.conversation_dict(row, messages)
         return {
             "id": data["id"],
@@ -60,6 +62,23 @@ def register(handlers: Handlers) -> None:
             "messages": [{"role": m.role, "content": m.content, "status": m.status} for m in messages],
         }
 
+    def summarize(file: FileData, language: str, request: gr.Request) -> Iterator[str]:
+        """Summarize a PDF ("auto" or a language code); streams progress, ends with the summary."""
+        user_id = handlers.user(request)
+        doc = load_document(uploaded_path(file), None)
+        stream = app.documents.summarize_stream(user_id, doc, language_setting=language or "auto")
+        plan = ""
+        with closing(stream):
+            for event in stream:
+                plan = event.text if event.kind == "plan" else plan
+                if event.kind == "error":
+                    raise user_error(event.text)
+                if event.outcome is not None:
+                    yield event.outcome.result.summary
+                else:
+                    yield progress_markdown(plan, event.done, event.total, event.text)
+
+    gr.api(summarize, api_name="summarize", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
     gr.api(chat, api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
     gr.api(conversations, api_name="conversations", concurrency_limit=None)
     gr.api(conversation, api_name="conversation", concurrency_limit=None)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
 from app.core import App
+from app.documents import Document, DocumentError, extract_pdf
+from app.injection import detect_injection
 from app.language import error_text
 from app.throttle import throttled
 from storage.repo import MessageRow, NotFound
+from ui.errors import user_error
 from ui.i18n import text
 from ui.identity import user_id_for
 
 Messages = list[dict[str, Any]]
+_PROGRESS = gr.Progress()
 # Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
@@ -96,6 +102,95 @@ class Handlers:
             self.app.repo.delete_conversation(user_id, conversation_id)
         return [], "", "", gr.update(choices=self.conversation_choices(user_id), value=None)
 
+    # -- documents ------------------------------------------------------------
+
+    def summarize(
+        self,
+        file: Any,
+        lang: str,
+        password: str,
+        backend: str | None,
+        conversation_id: str,
+        request: gr.Request,
+        progress: gr.Progress = _PROGRESS,
+    ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
+        """Plan + progress text, summary, download, conversation id, sidebar."""
+        user_id = self.user(request)
+        doc = load_document(uploaded_path(file), password)
+        warning = injection_warning(doc)
+        stream = self.app.documents.summarize_stream(
+            user_id,
+            doc,
+            language_setting=lang or "auto",
+            backend_name=backend or None,
+            conversation_id=conversation_id or None,
+        )
+        plan = ""
+        with closing(stream):
+            for event in stream:
+                if event.kind == "plan":
+                    plan = event.text
+                if event.kind in ("plan", "progress"):
+                    progress((event.done, max(1, event.total)), desc=event.text)
+                    status = progress_markdown(plan, event.done, event.total, event.text)
+                    yield (
+                        "\n\n".join(filter(None, [warning, status])),
+                        gr.skip(),
+                        gr.skip(),
+                        gr.skip(),
+                        gr.skip(),
+                    )
+                elif event.kind == "error":
+                    raise user_error(event.text)
+                elif event.outcome is not None:
+                    outcome = event.outcome
+                    done = f"**{text('summarize.plan')}:** {plan} · {outcome.result.elapsed_s:.1f} s"
+                    yield (
+                        "\n\n".join(filter(None, [warning, done])),
+                        outcome.result.summary,
+                        write_markdown(doc, outcome.result.summary),
+                        outcome.conversation_id,
+                        gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
+                    )
+
+    def _summarize_to_chat(
+        self, user_id: int, path: str, conversation_id: str, history: Messages, lang: str, backend: str | None
+    ) -> Iterator[ChatOutputs]:
+        """A PDF dropped in the chat box: the plan and progress stream into the chat, then the summary."""
+        doc = load_document(path, None)
+        shown = [*history, {"role": "user", "content": f"📄 {doc.filename} ({doc.page_count} pages)"}]
+        warning = injection_warning(doc)
+        stream = self.app.documents.summarize_stream(
+            user_id,
+            doc,
+            language_setting=lang or "auto",
+            backend_name=backend,
+            conversation_id=conversation_id or None,
+        )
+        plan = ""
+        with closing(stream):
+            for event in stream:
+                plan = event.text if event.kind == "plan" else plan
+                if event.kind == "error":
+                    yield gr.skip(), shown, f"⚠️ {event.text}", conversation_id, gr.skip(), False
+                    return
+                if event.outcome is None:
+                    status = progress_markdown(plan, event.done, event.total, event.text)
+                    reply = {"role": "assistant", "content": status}
+                    yield (
+                        {"text": "", "files": []},
+                        [*shown, reply],
+                        warning,
+                        conversation_id,
+                        gr.skip(),
+                        False,
+                    )
+                    continue
+                cid = event.outcome.conversation_id
+                final = [*shown, {"role": "assistant", "content": event.outcome.result.summary}]
+                sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
+                yield gr.skip(), final, warning, cid, sidebar, False
+
     # -- chat ---------------------------------------------------------------
 
     def send(
@@ -113,6 +208,17 @@ class Handlers:
     ) -> Iterator[ChatOutputs]:
         user_id = self.user(request)
         content = message_text(message)
+        files = [
+            p
+            for p in map(uploaded_path, (message or {}).get("files", []) if isinstance(message, dict) else [])
+            if p
+        ]
+        if files:
+            for path in files:
+                yield from self._summarize_to_chat(
+                    user_id, path, conversation_id, history, reply_language, backend
+                )
+            return
         settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
         history = list(history or [])
         if editing and conversation_id:
@@ -196,6 +302,49 @@ class Handlers:
             yield keep_box, history[:-1], error_text(lang, exc.code), conversation_id, gr.skip(), gr.skip()
         except NotFound:
             yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
+
+
+def load_document(path: str | None, password: str | None) -> Document:
+    """Extract a PDF for the UI; failures become a gr.Error in the user's words."""
+    if not path:
+        raise user_error(text("summarize.upload"))
+    try:
+        return extract_pdf(Path(path), filename=Path(path).name, password=password or None)
+    except DocumentError as exc:
+        raise user_error(f"{text('documents.' + exc.code)} ({exc})") from exc
+    except OSError as exc:
+        raise user_error(text("documents.not_pdf")) from exc
+
+
+def uploaded_path(file: Any) -> str | None:
+    """A path from a gr.File value, a FileData dict, or a MultimodalTextbox file entry."""
+    if file is None:
+        return None
+    if isinstance(file, str):
+        return file
+    if isinstance(file, dict):
+        return str(file.get("path") or "") or None
+    return str(getattr(file, "path", "") or getattr(file, "name", "")) or None
+
+
+def injection_warning(doc: Document) -> str:
+    findings = detect_injection(doc.text)
+    if not findings:
+        return ""
+    return f"⚠️ {text('summarize.injection_warning')} ({findings[0].snippet[:80]!r})"
+
+
+def progress_markdown(plan: str, done: int, total: int, what: str) -> str:
+    bar = "▰" * done + "▱" * max(0, total - done)
+    return f"**{text('summarize.plan')}:** {plan}\n\n{bar} {done}/{total} · {what}"
+
+
+def write_markdown(doc: Document, summary: str) -> str:
+    folder = Path(tempfile.gettempdir()) / "llamadesk-summaries"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
+    target.write_text(f"# {doc.filename}\n\n{summary}\n", encoding="utf-8")
+    return str(target)
 
 
 def _notice(update: ChatUpdate) -> str:

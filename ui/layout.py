@@ -64,42 +64,66 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
 
         with gr.Column(elem_id="main"):
             gr.Markdown(model_banner(app), elem_id="model-banner")
-            notice = gr.Markdown("", elem_id="notice")
-            chatbot = gr.Chatbot(
-                elem_id="chatbot",
-                height="62vh",
-                sanitize_html=True,
-                render_markdown=True,
-                allow_tags=False,
-                buttons=["copy"],
-                feedback_options=None,
-                autoscroll=True,
-            )
-            box = gr.MultimodalTextbox(
-                placeholder=str(t("chat.placeholder")),
-                show_label=False,
-                file_types=[".pdf"],
-                elem_id="message",
-                submit_btn=True,
-            )
-            with gr.Row():
-                stop = gr.Button(t("chat.stop"), variant="stop", size="sm", elem_id="stop")
-                regenerate = gr.Button(t("chat.regenerate"), size="sm", elem_id="regenerate")
-                edit_last = gr.Button(t("chat.edit_last"), size="sm", elem_id="edit-last")
-
-            with gr.Accordion(t("settings.title"), open=False, elem_id="settings"):
-                system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
-                with gr.Row():
-                    temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label=t("settings.temperature"))
-                    max_tokens = gr.Slider(16, 4096, value=1024, step=16, label=t("settings.max_tokens"))
-                with gr.Row():
-                    reply_language = gr.Dropdown(
-                        choices=language_choices(), value="auto", label=t("settings.reply_language")
+            with gr.Tabs():
+                with gr.Tab(t("app.title"), id="chat-tab"):
+                    notice = gr.Markdown("", elem_id="notice")
+                    chatbot = gr.Chatbot(
+                        elem_id="chatbot",
+                        height="62vh",
+                        sanitize_html=True,
+                        render_markdown=True,
+                        allow_tags=False,
+                        buttons=["copy"],
+                        feedback_options=None,
+                        autoscroll=True,
                     )
-                    backend = gr.Dropdown(
-                        choices=app.backends.names,
-                        value=app.backends.default_name,
-                        label=t("settings.backend"),
+                    box = gr.MultimodalTextbox(
+                        placeholder=str(t("chat.placeholder")),
+                        show_label=False,
+                        file_types=[".pdf"],
+                        elem_id="message",
+                        submit_btn=True,
+                    )
+                    with gr.Row():
+                        stop = gr.Button(t("chat.stop"), variant="stop", size="sm", elem_id="stop")
+                        regenerate = gr.Button(t("chat.regenerate"), size="sm", elem_id="regenerate")
+                        edit_last = gr.Button(t("chat.edit_last"), size="sm", elem_id="edit-last")
+
+                    with gr.Accordion(t("settings.title"), open=False, elem_id="settings"):
+                        system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
+                        with gr.Row():
+                            temperature = gr.Slider(
+                                0.0, 1.5, value=0.7, step=0.05, label=t("settings.temperature")
+                            )
+                            max_tokens = gr.Slider(
+                                16, 4096, value=1024, step=16, label=t("settings.max_tokens")
+                            )
+                        with gr.Row():
+                            reply_language = gr.Dropdown(
+                                choices=language_choices(), value="auto", label=t("settings.reply_language")
+                            )
+                            backend = gr.Dropdown(
+                                choices=app.backends.names,
+                                value=app.backends.default_name,
+                                label=t("settings.backend"),
+                            )
+
+                with gr.Tab(t("summarize.title"), id="summarize-tab"):
+                    pdf = gr.File(label=t("summarize.upload"), file_types=[".pdf"], elem_id="pdf")
+                    with gr.Row():
+                        summary_language = gr.Dropdown(
+                            choices=language_choices(), value="auto", label=t("summarize.language")
+                        )
+                        password = gr.Textbox(label=t("summarize.password"), type="password")
+                    with gr.Row():
+                        run_summary = gr.Button(t("summarize.run"), variant="primary", elem_id="summarize")
+                        cancel_summary = gr.Button(
+                            t("summarize.cancel"), variant="stop", elem_id="cancel-summary"
+                        )
+                    summary_status = gr.Markdown("", elem_id="summary-status")
+                    summary = gr.Markdown("", elem_id="summary", sanitize_html=True)
+                    download = gr.File(
+                        label=t("summarize.download"), interactive=False, elem_id="summary-file"
                     )
 
         settings = [system_prompt, temperature, max_tokens, reply_language, backend]
@@ -121,6 +145,17 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             concurrency_id=CHAT_GROUP,
         )
         stop.click(None, cancels=[send_event, regen_event])
+        summary_event = run_summary.click(
+            handlers.summarize,
+            [pdf, summary_language, password, backend, conversation_id],
+            [summary_status, summary, download, conversation_id, conversations],
+            # Named apart: by default it would take "summarize" and push the public endpoint to /summarize_1.
+            api_name="summarize_ui",
+            api_visibility="private",
+            concurrency_limit=CHAT_LIMIT,
+            concurrency_id=CHAT_GROUP,
+        )
+        cancel_summary.click(None, cancels=[summary_event])
         edit_last.click(handlers.edit_last, [conversation_id], [box, editing], api_visibility="private")
 
         conversations.select(

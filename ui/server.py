@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import webbrowser
 from dataclasses import dataclass
@@ -68,8 +69,10 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
 def _authenticator(app: App):  # type: ignore[no-untyped-def]
     from app.users import verify_password
 
-    def check(username: str, password: str) -> bool:
-        return verify_password(app.repo, username, password)
+    # Gradio awaits a coroutine here but calls a plain function on its event loop, where each
+    # argon2 check (tens of ms by design) would freeze every user's stream while someone logs in.
+    async def check(username: str, password: str) -> bool:
+        return await asyncio.to_thread(verify_password, app.repo, username, password)
 
     return check
 

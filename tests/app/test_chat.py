@@ -203,3 +203,5 @@ def test_clean_title() -> None:
     assert clean_title('"Titel: Wanderpläne"\nmore') == "Wanderpläne"
     assert clean_title("  ") == ""
     assert len(clean_title("x" * 500)) <= 60
+    assert clean_title("1. The sea is vast") == "The sea is vast"
+    assert clean_title("word " * 30).endswith("word")

@@ -25,7 +25,9 @@ CHAT_FIELDS = {
 }
 
 
-def cli(*args: str, db: str, stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, db: str, stdin: str | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LLAMADESK_DB": db, "LLAMADESK_CONFIG": "/nonexistent/llamadesk.toml"}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
@@ -52,7 +54,16 @@ def test_chat_json_then_continue_and_export(db_url: str, tmp_path: Path) -> None
     assert data["reply"].strip() and data["language"] == "en" and data["backend"] == "local"
     assert data["completion_tokens"] > 0 and data["prompt_tokens"] > 0
 
-    second = cli("chat", "--json", "--max-tokens", "16", "--conversation", data["conversation_id"], "Thanks!", db=db_url)
+    second = cli(
+        "chat",
+        "--json",
+        "--max-tokens",
+        "16",
+        "--conversation",
+        data["conversation_id"],
+        "Thanks!",
+        db=db_url,
+    )
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["conversation_id"] == data["conversation_id"]
 
@@ -64,7 +75,11 @@ def test_chat_json_then_continue_and_export(db_url: str, tmp_path: Path) -> None
     doc = json.loads(exported.stdout)
     assert [m["role"] for m in doc["messages"]] == ["user", "assistant", "user", "assistant"]
     markdown = cli("conversations", "export", data["conversation_id"], "--format", "md", db=db_url)
-    assert markdown.stdout.startswith("# ") and "## User" in markdown.stdout and "## Assistant" in markdown.stdout
+    assert (
+        markdown.stdout.startswith("# ")
+        and "## User" in markdown.stdout
+        and "## Assistant" in markdown.stdout
+    )
 
     deleted = cli("conversations", "delete", data["conversation_id"], db=db_url)
     assert deleted.returncode == 0
@@ -133,3 +148,74 @@ def test_backends_json_lists_the_local_model(db_url: str) -> None:
     local = data["backends"][0]
     assert data["default"] == "local"
     assert local["healthy"] is True and local["context_window"] == 8192 and local["kind"] == "llamacpp"
+
+
+SUMMARIZE_FIELDS = {
+    "summary",
+    "language",
+    "strategy",
+    "conversation_id",
+    "backend",
+    "model",
+    "chunks",
+    "tokens_processed",
+    "elapsed_s",
+    "citations",
+    "document",
+}
+
+
+def test_extract_json_fields(db_url: str, tmp_path: Path) -> None:
+    from tests.pdfs import long_pdf
+
+    result = cli("extract", "--json", str(long_pdf(tmp_path / "r.pdf", 3)), db=db_url)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"pages", "chars", "language", "warnings", "text"}
+    assert data["pages"] == 3 and data["language"] == "en" and "LD-0002" in data["text"]
+
+
+@pytest.mark.parametrize(
+    ("maker", "code"),
+    [
+        ("html_as_pdf", "not_pdf"),
+        ("empty_file", "empty"),
+        ("truncated_pdf", "corrupt"),
+        ("image_only_pdf", "no_text"),
+    ],
+)
+def test_bad_pdfs_exit_2_with_their_code(db_url: str, tmp_path: Path, maker: str, code: str) -> None:
+    import tests.pdfs as pdfs
+
+    path = getattr(pdfs, maker)(tmp_path / "x.pdf")
+    for command in ("extract", "summarize"):
+        result = cli(command, "--json", str(path), db=db_url)
+        assert result.returncode == 2, result.stderr
+        assert json.loads(result.stdout)["error"]["code"] == code
+        one_line_error(result)
+
+
+def test_encrypted_pdf_needs_the_password(db_url: str, tmp_path: Path) -> None:
+    from tests.pdfs import encrypted_pdf
+
+    path = str(encrypted_pdf(tmp_path / "secret.pdf", "s3cret"))
+    assert json.loads(cli("extract", "--json", path, db=db_url).stdout)["error"]["code"] == "encrypted"
+    wrong = cli("extract", "--json", "--password", "nope", path, db=db_url)
+    assert wrong.returncode == 2 and json.loads(wrong.stdout)["error"]["code"] == "wrong_password"
+    assert cli("extract", "--json", "--password", "s3cret", path, db=db_url).returncode == 0
+
+
+def test_summarize_json_with_the_real_model(db_url: str, tmp_path: Path) -> None:
+    from tests.pdfs import long_pdf
+
+    result = cli("summarize", "--json", "--lang", "es", str(long_pdf(tmp_path / "r.pdf", 3)), db=db_url)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == SUMMARIZE_FIELDS
+    assert data["strategy"] == "single" and data["language"] == "es" and data["chunks"] == 1
+    assert data["document"]["pages"] == 3 and data["document"]["tokens"] > 500
+    assert data["tokens_processed"] >= data["document"]["tokens"]
+    assert all(1 <= c["pages"][0] <= c["pages"][1] <= 3 for c in data["citations"]) and data["citations"]
+    assert "plan:" in result.stderr and "1 pass" in result.stderr
+    shown = json.loads(cli("conversations", "show", data["conversation_id"], "--json", db=db_url).stdout)
+    assert shown["messages"][-1]["content"] == data["summary"]

@@ -95,10 +95,20 @@ def default_thread_rows(model: Path) -> list[Row]:
     ours.close()
     ratio = statistics.median(our_rates) / statistics.median(stock_rates)
     return [
-        Row("chat", "llama-cpp-python defaults", statistics.median(stock_rates), "tok/s",
-            note=f"n_threads={max(1, (os.cpu_count() or 2) // 2)}, no flash attention"),
-        Row("chat", "app defaults", statistics.median(our_rates), "tok/s",
-            note=f"n_threads={physical_cores()}, flash attention"),
+        Row(
+            "chat",
+            "llama-cpp-python defaults",
+            statistics.median(stock_rates),
+            "tok/s",
+            note=f"n_threads={max(1, (os.cpu_count() or 2) // 2)}, no flash attention",
+        ),
+        Row(
+            "chat",
+            "app defaults",
+            statistics.median(our_rates),
+            "tok/s",
+            note=f"n_threads={physical_cores()}, flash attention",
+        ),
         Row("chat", "app defaults ÷ llama-cpp-python defaults", ratio, "ratio", ">= 1.5", ratio >= 1.5),
     ]
 
@@ -124,28 +134,39 @@ def run() -> list[Row]:
 
         prompt = app.chat.build_prompt(backend, [{"role": "user", "content": PROMPT}], "en", ChatSettings())
         raw = Llama(
-            model_path=str(model), n_ctx=N_CTX, n_threads=physical_cores(),
-            n_threads_batch=os.cpu_count(), flash_attn=True, seed=0, verbose=False,
+            model_path=str(model),
+            n_ctx=N_CTX,
+            n_threads=physical_cores(),
+            n_threads_batch=os.cpu_count(),
+            flash_attn=True,
+            seed=0,
+            verbose=False,
         )
         raw_messages = [dict(m) for m in prompt.messages]
         app_trial(client, app, 999)  # warm-up: title generation, first requests
         raw_trial(raw, raw_messages, 999)
         raws, apps = [], []
         for seed in range(TRIALS):
-            raws.append(raw_trial(raw, [*raw_messages[:-1], {"role": "user", "content": f"{PROMPT} (#{seed})"}], seed))
+            raws.append(
+                raw_trial(raw, [*raw_messages[:-1], {"role": "user", "content": f"{PROMPT} (#{seed})"}], seed)
+            )
             apps.append(app_trial(client, app, seed))
         demo.close()
         app.close()
         raw.close()
     raw_rate = statistics.median(t.tok_s for t in raws)
     app_rate = statistics.median(t.tok_s for t in apps)
-    ttft_overhead_ms = (statistics.median(t.ttft_s for t in apps) - statistics.median(t.ttft_s for t in raws)) * 1000
+    ttft_overhead_ms = (
+        statistics.median(t.ttft_s for t in apps) - statistics.median(t.ttft_s for t in raws)
+    ) * 1000
     ratio = app_rate / raw_rate
     return [
         Row("chat", "raw llama-cpp-python", raw_rate, "tok/s", note="SmolLM2-135M Q4_1, same settings"),
         Row("chat", "through /chat (gradio_client)", app_rate, "tok/s", note=f"median of {TRIALS}"),
         Row("chat", "/chat tok/s ÷ raw tok/s", ratio, "ratio", ">= 0.97", ratio >= 0.97),
-        Row("chat", "TTFT overhead (/chat − raw)", ttft_overhead_ms, "ms", "<= 30 ms", ttft_overhead_ms <= 30),
+        Row(
+            "chat", "TTFT overhead (/chat − raw)", ttft_overhead_ms, "ms", "<= 30 ms", ttft_overhead_ms <= 30
+        ),
         *rows,
     ]
 

@@ -1,0 +1,574 @@
+"""PDF → Document: text per page, sha256 and language, with a typed error for each way a PDF can fail.
+
+pypdf parses untrusted input and, on a damaged file, can raise nearly any built-in exception, so every call
+into it goes through a narrow fence that turns failures into `DocumentError`. It is also pure Python, so long
+documents are split into page ranges and read by a pool of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import multiprocessing
+import os
+import re
+import threading
+import time
+import unicodedata
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import IO, Any, Literal, NamedTuple
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import LimitReachedError  # pypdf >= 6: older versions have no decompression limits
+
+ErrorCode = Literal[
+    "not_pdf", "empty", "corrupt", "encrypted", "wrong_password", "no_text", "too_large", "limit"
+]
+Source = bytes | str | os.PathLike[str]
+Progress = Callable[[int, int], None]
+
+# pypdf logs a warning for every object it repairs: not actionable for users (damage reaches them as
+# Document.warnings), costly on broken files, and without a handler Python would print it on stderr,
+# breaking the CLI's "one clear line" promise.
+_pypdf_log = logging.getLogger("pypdf")
+_pypdf_log.addHandler(logging.NullHandler())
+_pypdf_log.setLevel(logging.ERROR)
+
+PARALLEL_MIN_PAGES = 64  # below this, starting processes costs more than it saves
+_MIN_CHUNK = 8
+_MAX_CHUNK = 64
+_POLL_S = 0.1
+_HEADER_WINDOW = 1024  # readers accept junk before %PDF- within the first KiB
+_LANGUAGE_SAMPLES = 12
+_LANGUAGE_SAMPLE_CHARS = 2000
+
+_MESSAGES: dict[ErrorCode, str] = {
+    "not_pdf": "This file is not a PDF.",
+    "empty": "The file is empty (0 bytes).",
+    "corrupt": "The PDF is damaged and cannot be read.",
+    "encrypted": "The PDF is password-protected: please provide its password.",
+    "wrong_password": "The password is not correct for this PDF.",
+    "no_text": (
+        "The PDF has no extractable text (probably scanned pages): run OCR first, "
+        "e.g. `ocrmypdf input.pdf output.pdf`, then try again."
+    ),
+    "too_large": "The file is too large.",
+    "limit": "The PDF exceeds a safety limit.",
+}
+
+
+class DocumentError(Exception):
+    """A PDF that cannot become a Document; `code` is the CLI/JSON error code, str() a one-line message."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        self.code: ErrorCode = code
+        self.message = _one_line(message or _MESSAGES[code])
+        super().__init__(self.message)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class ExtractionCancelled(Exception):
+    """The caller's cancel event was set. Not a DocumentError: the CLI exits 130 for it, not 2."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 200 * 1000 * 1000
+    max_pages: int = 5000
+    time_budget_s: float = 300.0
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Document:
+    sha256: str
+    filename: str
+    pages: list[str]  # index 0 is page 1; "" for a page without text
+    language: str | None
+    warnings: list[str]
+
+    @property
+    def page_count(self) -> int:
+        return len(self.pages)
+
+    @property
+    def chars(self) -> int:
+        return sum(len(page) for page in self.pages)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(page for page in self.pages if page)
+
+
+class _PageResult(NamedTuple):
+    text: str  # cleaned
+    problem: Literal["damaged", "limit"] | None = None  # None: the page was read
+    detail: str = ""  # what pypdf said, for a limit
+
+
+_Futures = dict[Future[list[_PageResult]], range]
+
+
+def extract_pdf(
+    source: Source,
+    *,
+    filename: str | None = None,
+    password: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    workers: int | None = None,
+) -> Document:
+    """Read a PDF (a path or its bytes) into a Document.
+
+    `workers`: None picks all usable cores for documents over PARALLEL_MIN_PAGES pages, 1 forces one process.
+    Raises DocumentError for every bad input and ExtractionCancelled when `cancel` is set.
+    """
+    deadline = time.monotonic() + limits.time_budget_s
+    data = _read_source(source, limits)
+    _check_header(data)
+    reader = _open(data, password)
+    count = _page_count(reader, limits)
+    _check_stop(deadline, cancel, limits)
+    if progress:
+        progress(0, count)
+    n_workers = _worker_count(workers, count)
+    results = None
+    if n_workers > 1:
+        shared = os.fspath(source) if not isinstance(source, bytes) else data
+        results = _extract_parallel(
+            shared, len(data), password, count, n_workers, deadline, limits, progress, cancel
+        )
+    if results is None:
+        results = _extract_sequential(reader, count, deadline, limits, progress, cancel)
+    if cancel is not None and cancel.is_set():
+        raise ExtractionCancelled("PDF extraction was cancelled.")  # set during the last page: honour it
+    pages = _pages_or_raise(results)
+    return Document(
+        sha256=hashlib.sha256(data).hexdigest(),
+        filename=filename or _default_name(source),
+        pages=pages,
+        language=_detect_language(pages),
+        warnings=_page_warnings(results),
+    )
+
+
+def extract_json(doc: Document) -> dict[str, Any]:
+    """The fields of `llamadesk extract --json`; pages are separated by form feeds in `text`."""
+    return {
+        "pages": doc.page_count,
+        "chars": doc.chars,
+        "language": doc.language,
+        "warnings": list(doc.warnings),
+        "text": "\f".join(doc.pages),
+    }
+
+
+# ---------------------------------------------------------------- input checks
+
+
+def _read_source(source: Source, limits: Limits) -> bytes:
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        _check_size(path.stat().st_size, limits)  # before reading, so a huge file is never loaded
+        data = path.read_bytes()
+    _check_size(len(data), limits)
+    if not data:
+        raise DocumentError("empty")
+    return data
+
+
+def _check_size(size: int, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise DocumentError("too_large", f"The file is {_mb(size)}; the limit is {_mb(limits.max_bytes)}.")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _shorten(detail: str) -> str:
+    return _one_line(detail, 120)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def _check_header(data: bytes) -> None:
+    if b"%PDF-" in data[: _HEADER_WINDOW + 5]:
+        return
+    head = data[:512].lower()
+    if b"<html" in head or b"<!doctype html" in head:
+        raise DocumentError("not_pdf", "This file is not a PDF: it is a web page (HTML) renamed to .pdf.")
+    raise DocumentError("not_pdf")
+
+
+def _default_name(source: Source) -> str:
+    return "document.pdf" if isinstance(source, bytes) else Path(source).name
+
+
+# ---------------------------------------------------------------- the pypdf fence
+
+
+_LOOP = re.compile(r"cycl|loop", re.IGNORECASE)
+
+
+def _is_limit(exc: BaseException) -> bool:
+    """Did pypdf stop on size or memory? Its LimitReachedError also reports reference loops: damage."""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, LimitReachedError) and not _LOOP.search(str(exc))
+
+
+def _detail(exc: BaseException) -> str:
+    return _shorten(str(exc) or type(exc).__name__)
+
+
+def _fenced_error(exc: BaseException) -> DocumentError:
+    """Map anything pypdf raised to the error the user sees."""
+    if _is_limit(exc):
+        return DocumentError("limit", f"The PDF exceeds a safety limit ({_detail(exc)}).")
+    return DocumentError("corrupt", f"The PDF is damaged and cannot be read ({_detail(exc)}).")
+
+
+def _open(data: bytes | IO[bytes], password: str | None) -> PdfReader:
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        reader = PdfReader(stream, strict=False)
+        if reader.is_encrypted:
+            _unlock(reader, password)
+    except DocumentError:
+        raise
+    # The fence: pypdf on hostile bytes raises PyPdfError, DependencyError (not a PyPdfError) and plain
+    # ValueError, KeyError, TypeError, AssertionError, RecursionError, struct.error, zlib.error, ...
+    except Exception as exc:
+        raise _fenced_error(exc) from exc
+    return reader
+
+
+def _unlock(reader: PdfReader, password: str | None) -> None:
+    # pypdf already tried the empty user password, which opens "permissions only" PDFs without asking.
+    if reader.decrypt(password or "") != PasswordType.NOT_DECRYPTED:
+        return
+    raise DocumentError("wrong_password" if password else "encrypted")
+
+
+def _page_count(reader: PdfReader, limits: Limits) -> int:
+    try:
+        count = len(reader.pages)  # walks the page tree, so a wrong /Count does not matter
+    except Exception as exc:
+        raise _fenced_error(exc) from exc
+    if count > limits.max_pages:
+        raise DocumentError("limit", f"The PDF has {count:,} pages; the limit is {limits.max_pages:,}.")
+    if count == 0:
+        raise DocumentError("corrupt", "The PDF has no pages.")
+    return count
+
+
+def _extract_page(reader: PdfReader, index: int) -> _PageResult:
+    try:
+        raw = reader.pages[index].extract_text()
+    except Exception as exc:  # the fence again; a damaged page should not sink the rest of the document
+        return _PageResult("", "limit", _detail(exc)) if _is_limit(exc) else _PageResult("", "damaged")
+    return _PageResult(clean_text(raw))
+
+
+# ---------------------------------------------------------------- sequential and parallel paths
+
+
+def _check_stop(deadline: float, cancel: threading.Event | None, limits: Limits) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ExtractionCancelled("PDF extraction was cancelled.")
+    if time.monotonic() > deadline:
+        raise DocumentError("limit", f"Reading the PDF took longer than {limits.time_budget_s:g} s.")
+
+
+def _extract_sequential(
+    reader: PdfReader,
+    count: int,
+    deadline: float,
+    limits: Limits,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> list[_PageResult]:
+    results: list[_PageResult] = []
+    for index in range(count):
+        _check_stop(deadline, cancel, limits)
+        results.append(_extract_page(reader, index))
+        if results[-1].problem == "limit":
+            break  # the whole document is refused anyway
+        if progress:
+            progress(index + 1, count)
+    return results
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours taskset and container CPU sets
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _worker_count(requested: int | None, count: int) -> int:
+    if multiprocessing.current_process().daemon:
+        return 1  # daemonic processes may not start children
+    if requested is None:
+        if count <= PARALLEL_MIN_PAGES:
+            return 1
+        requested = _usable_cpus()
+    return max(1, min(requested, math.ceil(count / _MIN_CHUNK)))
+
+
+def _chunks(count: int, workers: int) -> list[range]:
+    # Several chunks per worker balance uneven pages and give progress and cancel a finer grain.
+    size = max(_MIN_CHUNK, min(_MAX_CHUNK, math.ceil(count / (workers * 4))))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def _mp_context() -> BaseContext:
+    # Never fork: the app has threads (Gradio, the model) and forking them can deadlock a worker.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # The server imports these once and workers fork from it: pypdf is loaded, and a main script is not
+        # run again in every worker (a `python -m` main module still is: multiprocessing's rule).
+        ctx.set_forkserver_preload(["__main__", __name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+_worker_reader: PdfReader | None = None
+
+
+def _init_worker(shared: bytes | str, size: int, password: str | None) -> None:
+    """Open the PDF once per worker process: from the bytes, or from the path without loading it whole."""
+    global _worker_reader
+    if isinstance(shared, str):
+        handle = open(shared, "rb")  # noqa: SIM115 -- stays open for the worker's lifetime
+        if os.fstat(handle.fileno()).st_size != size:
+            raise RuntimeError("the file changed while it was being read")
+        _worker_reader = _open(handle, password)
+    else:
+        _worker_reader = _open(shared, password)
+
+
+def _extract_range(start: int, stop: int) -> list[_PageResult]:
+    reader = _worker_reader
+    if reader is None:
+        raise RuntimeError("worker was not initialised")
+    return [_extract_page(reader, index) for index in range(start, stop)]
+
+
+def _extract_parallel(
+    shared: bytes | str,
+    size: int,
+    password: str | None,
+    count: int,
+    workers: int,
+    deadline: float,
+    limits: Limits,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> list[_PageResult] | None:
+    """Read page ranges in worker processes; None when this system cannot start them."""
+    results = [_PageResult("")] * count
+    try:
+        executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(shared, size, password),
+        )
+    except (OSError, NotImplementedError):  # e.g. no /dev/shm for the pool's semaphores
+        return None
+    finished_cleanly = False
+    try:
+        futures = _submit_all(executor, count, workers)
+        if futures is None:
+            return None
+        finished_cleanly = _collect(futures, results, count, deadline, limits, progress, cancel)
+    except BrokenProcessPool as exc:
+        raise DocumentError("limit", "A worker process died while reading the PDF (out of memory?).") from exc
+    finally:
+        _shutdown(executor, finished_cleanly)
+    return results
+
+
+def _submit_all(executor: ProcessPoolExecutor, count: int, workers: int) -> _Futures | None:
+    try:
+        return {executor.submit(_extract_range, r.start, r.stop): r for r in _chunks(count, workers)}
+    except OSError:  # the fork server or a worker could not be started
+        return None
+
+
+def _collect(
+    futures: _Futures,
+    results: list[_PageResult],
+    count: int,
+    deadline: float,
+    limits: Limits,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> bool:
+    """Fill `results` as chunks finish; False when it stopped early because a page hit a limit."""
+    pending: set[Future[list[_PageResult]]] = set(futures)
+    done_pages = 0
+    while pending:
+        _check_stop(deadline, cancel, limits)
+        done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+        for future in done:
+            span = futures[future]
+            results[span.start : span.stop] = future.result()
+            done_pages += len(span)
+            if progress:
+                progress(done_pages, count)
+        if any(page.problem == "limit" for page in results):
+            return False  # the document is refused; no need to wait for the rest
+    return True
+
+
+def _shutdown(executor: ProcessPoolExecutor, graceful: bool) -> None:
+    if graceful:
+        executor.shutdown(wait=True)
+        return
+    # A running task cannot be cancelled, and a page stuck in pypdf must not outlive the time budget.
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
+# ---------------------------------------------------------------- results → Document
+
+
+def _pages_or_raise(results: Sequence[_PageResult]) -> list[str]:
+    for number, page in enumerate(results, start=1):
+        if page.problem == "limit":
+            raise DocumentError("limit", f"Page {number} of the PDF exceeds a safety limit ({page.detail}).")
+    if all(page.problem == "damaged" for page in results):
+        raise DocumentError("corrupt", "The PDF is damaged: none of its pages could be read.")
+    pages = [page.text for page in results]
+    if not any(pages):
+        raise DocumentError("no_text")
+    return pages
+
+
+def _page_warnings(results: Sequence[_PageResult]) -> list[str]:
+    damaged = [n for n, page in enumerate(results, start=1) if page.problem == "damaged"]
+    blank = [n for n, page in enumerate(results, start=1) if not page.text and page.problem is None]
+    warnings = []
+    if damaged:
+        warnings.append(f"{_page_list(damaged)} could not be read (damaged)")
+    if blank:
+        verb = "has" if len(blank) == 1 else "have"
+        warnings.append(f"{_page_list(blank)} {verb} no text (scanned?)")
+    return warnings
+
+
+def _page_list(numbers: Sequence[int]) -> str:
+    """[3, 7, 8, 9] → "pages 3, 7–9"."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    parts = [str(a) if a == b else f"{a}–{b}" for a, b in spans]
+    return ("page " if len(numbers) == 1 else "pages ") + ", ".join(parts)
+
+
+def _detect_language(pages: Sequence[str]) -> str | None:
+    """Majority vote over pages spread through the document, so a foreign preface does not decide."""
+    from app.language import detect  # lazy: langdetect's profiles load only when a document needs them
+
+    candidates = [page for page in pages if len(page) >= 40] or [page for page in pages if page]
+    step = max(1, math.ceil(len(candidates) / _LANGUAGE_SAMPLES))
+    votes = Counter(detect(page[:_LANGUAGE_SAMPLE_CHARS]) for page in candidates[::step])
+    votes.pop(None, None)
+    return votes.most_common(1)[0][0] if votes else None
+
+
+# ---------------------------------------------------------------- text cleaning
+
+_NEWLINES = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028]")
+_LINE_END_SOFT_HYPHEN = re.compile("\u00ad[ \t]*\n")
+# C0/C1 controls except \t and \n, BOM, non-characters, and lone surrogates (they break JSON and SQLite).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\ufeff\ufffe\uffff\ud800-\udfff]")
+_HSPACE = re.compile("[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+_TABS = re.compile(r" *\t[ \t]*")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
+_HYPHENS = "-\u2010"
+_FIRST_TOKEN = re.compile(r"(\S+)[ \t]*(.*)", re.DOTALL)
+
+
+def clean_text(raw: str) -> str:
+    """Drop control characters, tidy spaces, keep paragraph breaks, rejoin Latin words split at line end."""
+    text = _NEWLINES.sub("\n", raw).replace("\u2029", "\n\n")
+    text = _LINE_END_SOFT_HYPHEN.sub("-\n", text)
+    text = unicodedata.normalize("NFC", _CONTROL.sub("", text)).translate(_LIGATURES)
+    lines = [_clean_line(line) for line in text.split("\n")]
+    text = "\n".join(_dehyphenate(lines))
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def _clean_line(line: str) -> str:
+    return _TABS.sub("\t", _HSPACE.sub(" ", line)).strip(" \t")
+
+
+def _is_latin_letter(ch: str) -> bool:
+    code = ord(ch)
+    return ch.isalpha() and (code < 0x250 or 0x1E00 <= code <= 0x1EFF)
+
+
+def _joins(line: str, following: str) -> bool:
+    """Does `line` end in a hyphenated Latin word that `following` completes in lower case?"""
+    return (
+        len(line) >= 2
+        and line[-1] in _HYPHENS
+        and _is_latin_letter(line[-2])
+        and following[:1].islower()
+        and _is_latin_letter(following[0])
+    )
+
+
+def _dehyphenate(lines: Sequence[str]) -> list[str]:
+    """ "exam-" / "ple text" → "example" / "text": the word moves up, so line structure stays."""
+    if not lines:
+        return []
+    queue = deque(lines[1:])
+    current = lines[0]
+    out: list[str] = []
+    while queue:
+        if not _joins(current, queue[0]):
+            out.append(current)
+            current = queue.popleft()
+            continue
+        match = _FIRST_TOKEN.match(queue[0])
+        if match is None:  # unreachable: _joins saw a letter first
+            break
+        current = current[:-1] + match.group(1)
+        if match.group(2):
+            queue[0] = match.group(2)
+        else:
+            queue.popleft()
+    out.append(current)
+    out.extend(queue)
+    return out
