@@ -50,7 +50,7 @@ class ChatSettings:
     system_prompt: str = ""
     temperature: float = 0.7
     max_tokens: int = 1024
-    reply_language: str = "auto"  # "auto" or a language code
+    reply_language: str | None = None  # "auto", a code to pin, or None: the conversation's policy
     backend: str | None = None  # None: the conversation's, else the default
     seed: int | None = None
 
@@ -326,11 +326,18 @@ class ChatService:
         text: str,
         settings: ChatSettings,
     ) -> str:
+        """The language the reply is asked to be in; an explicit setting becomes the conversation's policy."""
         conversation = self.repo.get_conversation(user_id, conversation_id)
         previous = conversation.language if conversation.language in language.SUPPORTED else None
-        lang = language.resolve_reply_language(settings.reply_language, text, previous)
+        policy = settings.reply_language or conversation.reply_language or "auto"
+        lang = language.resolve_reply_language(policy, text, previous)
+        changes: dict[str, str] = {}
         if lang != conversation.language:
-            self.repo.update_conversation(user_id, conversation_id, language=lang)
+            changes["language"] = lang
+        if settings.reply_language and settings.reply_language != conversation.reply_language:
+            changes["reply_language"] = settings.reply_language
+        if changes:
+            self.repo.update_conversation(user_id, conversation_id, **changes)
         return lang
 
     def _maybe_title(self, user_id: int, conversation_id: str, backend: ChatBackend, lang: str) -> str | None:

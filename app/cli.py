@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("message", help="the message; - reads it from stdin")
     chat.add_argument("--conversation", metavar="ID", help="continue this conversation")
     chat.add_argument("--backend", metavar="NAME")
-    chat.add_argument("--lang", default="auto", metavar="auto|CODE", help="reply language")
+    chat.add_argument(
+        "--lang", default=None, metavar="auto|CODE", help="reply language; pins it for the conversation"
+    )
     chat.add_argument("--max-tokens", type=int, default=1024, metavar="N")
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.add_argument("--system", default="", help="system prompt")
@@ -189,7 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.message == "-" else args.message
-    lang = _language_flag(args.lang)
+    lang = _language_flag(args.lang) if args.lang else None
     app = _open_app(args)
     try:
         if args.backend:

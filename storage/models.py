@@ -103,6 +103,7 @@ class Conversation(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(Text, default="")
     language: Mapped[str] = mapped_column(String(16), default="auto")
+    reply_language: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
     backend: Mapped[str] = mapped_column(String(255), default="")
     model: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,6 +9,7 @@ having had the file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ _NO_DOCUMENT = "document not found"
 MAX_QUERY_TERMS = 32
 HIGHLIGHT = ("**", "**")  # markdown bold, which the UI and the CLI both show as-is
 SNIPPET_TOKENS = 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class NotFound(Exception):
@@ -57,6 +59,7 @@ class ConversationRow:
     model: str
     created_at: datetime
     updated_at: datetime
+    reply_language: str  # "auto" or a pinned language code; ``language`` is the current one
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ _CONVERSATION_COLUMNS = (
     Conversation.model,
     Conversation.created_at,
     Conversation.updated_at,
+    Conversation.reply_language,
 )
 _MESSAGE_COLUMNS = (
     Message.id,
@@ -129,8 +133,15 @@ def _message_owned(user_id: int) -> ColumnElement[bool]:
 
 
 def clean_text(value: str) -> str:
-    """Drop NUL characters: PostgreSQL rejects them in text, and PDF extraction can produce them."""
-    return value.replace("\x00", "")
+    """Drop NUL characters: PostgreSQL rejects them in text, and PDF extraction can produce them.
+
+    Lone surrogates (a JSON "\\ud800" escape, a broken decoder) have no UTF-8 form and would make
+    the insert fail: they become U+FFFD, while a split surrogate pair is joined back into its character.
+    """
+    value = value.replace("\x00", "")
+    if _SURROGATE.search(value):
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 def search_terms(query: str) -> list[str]:
@@ -261,8 +272,9 @@ class Repository:
         backend: str | None = None,
         model: str | None = None,
         language: str | None = None,
+        reply_language: str | None = None,
     ) -> None:
-        values = {"backend": backend, "model": model, "language": language}
+        values = {"backend": backend, "model": model, "language": language, "reply_language": reply_language}
         self._update_conversation(user_id, cid, {k: v for k, v in values.items() if v is not None})
 
     def _update_conversation(self, user_id: int, cid: str, values: dict[str, Any]) -> None:

@@ -49,6 +49,24 @@ class Handlers:
     def user(self, request: gr.Request | None) -> int:
         return user_id_for(self.app, request, self.auth)
 
+    # -- backends -----------------------------------------------------------
+
+    def backend_choices(self) -> list[tuple[str, str]]:
+        return [(backend_label(self.app.backends.describe(n)), n) for n in self.app.backends.names]
+
+    def refresh_backends(self, current: str | None) -> Any:
+        """Health dots are checked when the page loads, not only when the server started."""
+        return gr.update(choices=self.backend_choices(), value=current or self.app.backends.default_name)
+
+    def banner(self, name: str | None) -> str:
+        row = self.app.backends.describe(name or self.app.backends.default_name)
+        line = backend_label(row)
+        if not row["healthy"]:
+            line += f"\n\n> {row['detail']}"
+        if row.get("demo"):
+            line += f"\n\n> {text('model.demo_note')}"
+        return line
+
     # -- sidebar ------------------------------------------------------------
 
     def conversation_choices(self, user_id: int) -> list[tuple[str, str]]:
@@ -68,22 +86,28 @@ class Handlers:
             seen.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}"[:120])
         return gr.update(choices=[(label, cid) for cid, label in seen.items()], value=None)
 
-    def open_conversation(
-        self, conversation_id: str | None, request: gr.Request
-    ) -> tuple[Any, Any, Any, Any]:
-        """Chatbot, notice, current id, rename box for the picked conversation."""
+    def open_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Chatbot, notice, id, rename box, reply-language pin and backend of the picked conversation."""
         if not conversation_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * 6
         user_id = self.user(request)
         try:
             conversation = self.app.repo.get_conversation(user_id, conversation_id)
         except NotFound:
-            return [], text("errors.not_found"), "", ""
+            return [], text("errors.not_found"), "", "", gr.skip(), gr.skip()
         rows = self.app.repo.messages(user_id, conversation_id)
         notice = ""
         if rows and rows[-1].role == "assistant" and rows[-1].status == "interrupted":
             notice = text("chat.interrupted_offer", _ui_lang(conversation.language))
-        return to_chatbot(rows), notice, conversation_id, conversation.title
+        backend = conversation.backend if conversation.backend in self.app.backends.names else gr.skip()
+        return (
+            to_chatbot(rows),
+            notice,
+            conversation_id,
+            conversation.title,
+            conversation.reply_language,
+            backend,
+        )
 
     def new_chat(self) -> tuple[Any, Any, Any, Any, Any]:
         """Chatbot, notice, current id, sidebar selection, edit mode."""
@@ -304,6 +328,14 @@ class Handlers:
             yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
 
 
+def backend_label(row: dict[str, object]) -> str:
+    """ "● local · SmolLM2… · 8K context": health, model and context window at a glance."""
+    dot = "🟢" if row["healthy"] else "🔴"
+    window = int(str(row.get("context_window") or 0))
+    context = f"{window // 1024}K context" if window >= 1024 else "context unknown"
+    return f"{dot} {row['name']} · {row['model'] or row['kind']} · {context}"
+
+
 def load_document(path: str | None, password: str | None) -> Document:
     """Extract a PDF for the UI; failures become a gr.Error in the user's words."""
     if not path:
@@ -363,7 +395,7 @@ def _settings(
         system_prompt=system_prompt or "",
         temperature=float(temperature),
         max_tokens=int(max_tokens),
-        reply_language=reply_language or "auto",
+        reply_language=reply_language or None,
         backend=backend or None,
     )
 

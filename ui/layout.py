@@ -22,18 +22,6 @@ def css() -> str:
     return (resources.files("assets") / "app.css").read_text(encoding="utf-8")
 
 
-def model_banner(app: App) -> str:
-    backend = app.backends.get()
-    info = backend.info()
-    line = f"**{info.model}** · {info.kind} · context {info.context_window:,} tokens"
-    if info.demo:
-        line += (
-            "\n\n> This is a small demo model (SmolLM2-135M): quick, but its answers are weak. "
-            "For real answers start llamadesk with `--model Llama-3.1-8B-Instruct-Q4_K_M.gguf`."
-        )
-    return line
-
-
 def language_choices() -> list[tuple[str, str]]:
     return [("auto", "auto")] + [(f"{LANGUAGE_NAMES[c][1]} ({c})", c) for c in SUPPORTED]
 
@@ -63,7 +51,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 )
 
         with gr.Column(elem_id="main"):
-            gr.Markdown(model_banner(app), elem_id="model-banner")
+            banner = gr.Markdown(handlers.banner(app.backends.default_name), elem_id="model-banner")
             with gr.Tabs():
                 with gr.Tab(t("app.title"), id="chat-tab"):
                     notice = gr.Markdown("", elem_id="notice")
@@ -103,9 +91,10 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                                 choices=language_choices(), value="auto", label=t("settings.reply_language")
                             )
                             backend = gr.Dropdown(
-                                choices=app.backends.names,
+                                choices=handlers.backend_choices(),
                                 value=app.backends.default_name,
                                 label=t("settings.backend"),
+                                elem_id="backend",
                             )
 
                 with gr.Tab(t("summarize.title"), id="summarize-tab"):
@@ -161,7 +150,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         conversations.select(
             handlers.open_conversation,
             [conversations],
-            [chatbot, notice, conversation_id, title_box],
+            [chatbot, notice, conversation_id, title_box, reply_language, backend],
             api_visibility="private",
         )
         new_chat.click(
@@ -180,5 +169,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             api_visibility="private",
         ).then(lambda: gr.update(visible=False), None, [confirm_delete], api_visibility="private")
         demo.load(handlers.sidebar, [conversation_id], [conversations], api_visibility="private")
+        demo.load(handlers.refresh_backends, [backend], [backend], api_visibility="private")
+        backend.change(handlers.banner, [backend], [banner], api_visibility="private")
         api.register(handlers)
     return demo

@@ -186,6 +186,17 @@ def test_reply_language_follows_the_user_and_the_pin(scripted_app: App) -> None:
         reply_language="es",
     )[-1]
     assert pinned.language == "es"
+    still = run(scripted_app, "And what about the day after tomorrow?", german.conversation_id)[-1]
+    assert still.language == "es", "the pin is the conversation's policy until changed"
+    user = scripted_app.local_user_id()
+    assert scripted_app.repo.get_conversation(user, german.conversation_id).reply_language == "es"
+    free = run(
+        scripted_app,
+        "Und übermorgen, wie wird das Wetter dann sein?",
+        german.conversation_id,
+        reply_language="auto",
+    )[-1]
+    assert free.language == "de"
 
 
 def test_titles_come_from_the_first_exchange(db_url: str) -> None:

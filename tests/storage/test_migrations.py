@@ -13,6 +13,7 @@ from storage.db import Database, alembic_config
 from storage.models import Base, include_name
 from storage.repo import Repository
 
+HEAD = "0003"
 DOCUMENT_TABLES = {"documents", "document_pages", "conversation_documents", "summaries", "chunk_results"}
 
 
@@ -54,13 +55,14 @@ def test_upgrade_from_0001_keeps_data(db_url: str) -> None:
 
     db = Database(db_url)
     db.upgrade()
-    assert db.current_revision() == "0002"
+    assert db.current_revision() == HEAD
     repo = Repository(db)
     uid = repo.user_id("old")
     assert uid is not None
     cid = OLD_CID
     row = repo.get_conversation(uid, cid)
     assert (row.title, row.language, row.created_at) == ("Old chat", "de", OLD_TIME)
+    assert row.reply_language == "auto", "0003 gives old conversations the auto policy"
     assert [m.content for m in repo.messages(uid, cid)] == ["ancient pterodactyl"]
     assert [h.conversation_id for h in repo.search(uid, "pterodactyl")] == [cid]
     # The new tables work alongside the old data.
@@ -76,7 +78,7 @@ def test_upgrade_from_0001_keeps_data(db_url: str) -> None:
 def test_upgrade_is_idempotent(db: Database) -> None:
     db.upgrade()
     db.upgrade()
-    assert db.current_revision() == "0002"
+    assert db.current_revision() == HEAD
 
 
 def test_downgrade_to_base_and_back(db: Database) -> None:

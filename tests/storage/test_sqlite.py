@@ -90,7 +90,7 @@ def test_parent_directory_is_created(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "er" / "app.db"
     with Database(f"sqlite:///{target}") as db:
         db.upgrade()
-        assert db.current_revision() == "0002"
+        assert db.current_revision() is not None and db.current_revision() >= "0003"
     assert target.exists()
 
 
