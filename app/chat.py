@@ -29,6 +29,10 @@ from storage.repo import MessageRow, Repository, clean_text
 CHECKPOINT_INTERVAL_S = 0.5
 MAX_MESSAGE_CHARS = 100_000
 TITLE_MAX_CHARS = 60
+CONTINUE_PROMPT = (
+    "Your previous answer was cut off. Continue it from exactly where it stopped, without repeating "
+    "anything and without any preamble."
+)
 DEFAULT_SYSTEM_PROMPT = "You are llamadesk, a helpful, accurate and concise assistant."
 # Room kept free for the chat template's own tokens when the history is trimmed.
 PROMPT_SAFETY_TOKENS = 16
@@ -149,6 +153,41 @@ class ChatService:
             self.repo.delete_messages_from(user_id, conversation_id, last_user.id)
         yield from self.send(user_id, conversation_id, text, settings)
 
+    def continue_last(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
+        """Extend an interrupted reply in place, from where its stored text stops."""
+        rows = self.repo.messages(user_id, conversation_id)
+        last = rows[-1] if rows else None
+        if last is None or last.role != "assistant" or last.status != "interrupted":
+            raise InputRejected("nothing_to_continue", "there is no interrupted reply to continue")
+        last_user = _last(rows, "user")
+        backend = self._backend_for(user_id, conversation_id, settings)
+        lang = self._reply_language(
+            user_id, conversation_id, last_user.content if last_user else "", settings
+        )
+        started = time.monotonic()
+        base = ChatUpdate(
+            conversation_id=conversation_id,
+            user_message_id=last_user.id if last_user else 0,
+            reply_message_id=last.id,
+            reply=last.content,
+            status="streaming",
+            language=lang,
+            backend=backend.name,
+            model=_model_of(backend),
+        )
+        turns = _turns(rows)
+        turns.append({"role": "user", "content": CONTINUE_PROMPT})
+        try:
+            prompt = self._prompt(user_id, conversation_id, turns, lang, backend, settings)
+        except BackendError as exc:
+            yield self._failed(base, exc, lang, started)
+            return
+        self.repo.checkpoint_message(user_id, last.id, last.content, status="streaming")
+        yield replace(base, dropped_turns=prompt.dropped_turns)
+        yield from self._stream(
+            user_id, last.id, backend, prompt, settings, base, started, prefix=last.content
+        )
+
     # -- the exchange -------------------------------------------------------
 
     def _respond(
@@ -173,9 +212,7 @@ class ChatService:
             model=_model_of(backend),
         )
         try:
-            question = turns[-1]["content"] if turns else ""
-            context = self.documents.context(user_id, conversation_id, question, backend)
-            prompt = self.build_prompt(backend, turns, lang, settings, context)
+            prompt = self._prompt(user_id, conversation_id, turns, lang, backend, settings)
         except BackendError as exc:
             yield self._failed(base, exc, lang, started)
             return
@@ -193,6 +230,19 @@ class ChatService:
         yield base
         yield from self._stream(user_id, reply_id, backend, prompt, settings, base, started)
 
+    def _prompt(
+        self,
+        user_id: int,
+        conversation_id: str,
+        turns: list[ChatMessage],
+        lang: str,
+        backend: ChatBackend,
+        settings: ChatSettings,
+    ) -> _Prompt:
+        question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
+        context = self.documents.context(user_id, conversation_id, question, backend)
+        return self.build_prompt(backend, turns, lang, settings, context)
+
     def _stream(
         self,
         user_id: int,
@@ -202,12 +252,13 @@ class ChatService:
         settings: ChatSettings,
         base: ChatUpdate,
         started: float,
+        prefix: str = "",
     ) -> Updates:
         options = GenerationOptions(
             max_tokens=prompt.max_tokens, temperature=settings.temperature, seed=settings.seed
         )
         checkpoint = _Checkpointer(self.repo, user_id, reply_id)
-        parts: list[str] = []
+        parts: list[str] = [prefix] if prefix else []
         update = base
         finished = False
         try:

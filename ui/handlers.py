@@ -15,7 +15,7 @@ from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
 from app.core import App
 from app.documents import Document, DocumentError, extract_pdf
 from app.injection import detect_injection
-from app.language import error_text
+from app.language import ERROR_CODES, error_text
 from app.throttle import throttled
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
@@ -278,6 +278,26 @@ class Handlers:
         stream = self.app.chat.regenerate(user_id, conversation_id, settings)
         yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None)
 
+    def continue_reply(
+        self,
+        conversation_id: str,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        backend: str | None,
+        request: gr.Request,
+    ) -> Iterator[ChatOutputs]:
+        """Pick an interrupted reply up where it stopped (after a Stop or a crash)."""
+        user_id = self.user(request)
+        if not conversation_id:
+            yield (gr.skip(),) * 6
+            return
+        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        rows = self.app.repo.messages(user_id, conversation_id)
+        stream = self.app.chat.continue_last(user_id, conversation_id, settings)
+        yield from self._run(user_id, stream, to_chatbot(rows[:-1]), conversation_id, None)
+
     def edit_last(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any]:
         """Put the last user message back in the box; the next send replaces it."""
         user_id = self.user(request)
@@ -321,9 +341,9 @@ class Handlers:
                         False,
                     )
                     first = False
-        except InputRejected as exc:
-            lang = "en"
-            yield keep_box, history[:-1], error_text(lang, exc.code), conversation_id, gr.skip(), gr.skip()
+        except InputRejected as exc:  # raised before the first update, so the chat pane is unchanged
+            notice = error_text("en", exc.code) if exc.code in ERROR_CODES else str(exc)
+            yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
         except NotFound:
             yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
 

@@ -76,6 +76,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         stop = gr.Button(t("chat.stop"), variant="stop", size="sm", elem_id="stop")
                         regenerate = gr.Button(t("chat.regenerate"), size="sm", elem_id="regenerate")
                         edit_last = gr.Button(t("chat.edit_last"), size="sm", elem_id="edit-last")
+                        resume = gr.Button(t("chat.continue"), size="sm", elem_id="continue")
 
                     with gr.Accordion(t("settings.title"), open=False, elem_id="settings"):
                         system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
@@ -133,7 +134,15 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             concurrency_limit=CHAT_LIMIT,
             concurrency_id=CHAT_GROUP,
         )
-        stop.click(None, cancels=[send_event, regen_event])
+        continue_event = resume.click(
+            handlers.continue_reply,
+            [conversation_id, *settings],
+            chat_outputs,
+            api_visibility="private",
+            concurrency_limit=CHAT_LIMIT,
+            concurrency_id=CHAT_GROUP,
+        )
+        stop.click(None, cancels=[send_event, regen_event, continue_event])
         summary_event = run_summary.click(
             handlers.summarize,
             [pdf, summary_language, password, backend, conversation_id],

@@ -216,3 +216,35 @@ def test_clean_title() -> None:
     assert len(clean_title("x" * 500)) <= 60
     assert clean_title("1. The sea is vast") == "The sea is vast"
     assert clean_title("word " * 30).endswith("word")
+
+
+def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
+    backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(60)), delay_s=0.001)
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    with closing(app.chat.send(user, None, "go", ChatSettings())) as stream:
+        for update in stream:
+            if len(update.reply.split()) >= 5:
+                break
+    cut = app.repo.messages(user, update.conversation_id)[-1]
+    assert cut.status == "interrupted"
+    backend.reply = "and the rest."
+    final = list(app.chat.continue_last(user, update.conversation_id, ChatSettings()))[-1]
+    rows = app.repo.messages(user, update.conversation_id)
+    assert len(rows) == 2, "no new messages: the same reply grows"
+    assert rows[1].id == cut.id and rows[1].status == "complete"
+    assert rows[1].content == cut.content + "and the rest." == final.reply
+    assert any("cut off" in r[-1]["content"] for r in backend.requests)
+    with pytest.raises(InputRejected):
+        list(app.chat.continue_last(user, update.conversation_id, ChatSettings()))
+    app.close()
+
+
+def test_conversation_remembers_its_backend(db_url: str) -> None:
+    first, second = ScriptedBackend("first", reply="one"), ScriptedBackend("second", reply="two")
+    app = make_app(db_url, first, second)
+    user = app.local_user_id()
+    opened = list(app.chat.send(user, None, "hi", ChatSettings(backend="second")))[-1]
+    later = list(app.chat.send(user, opened.conversation_id, "again", ChatSettings()))[-1]
+    assert (opened.backend, later.backend, later.reply) == ("second", "second", "two")
+    app.close()
