@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from app.config import BackendSpec, Settings
@@ -48,6 +49,15 @@ class BackendRegistry:
             if backend is None:
                 backend = self._backends[spec.name] = create_backend(spec)
             return backend
+
+    def register(self, spec: BackendSpec) -> None:
+        """Add a backend while the app runs (a model the user just picked); replaces one of the same name."""
+        with self._lock:
+            others = tuple(s for s in self.settings.backends if s.name != spec.name)
+            self.settings = replace(self.settings, backends=(*others, spec))
+            stale = self._backends.pop(spec.name, None)
+        if stale is not None:
+            stale.close()
 
     def add(self, backend: ChatBackend) -> None:
         """Register an already built backend (tests, embedding)."""

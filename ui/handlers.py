@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,8 @@ from app.core import App
 from app.documents import Document, DocumentError, extract_pdf
 from app.injection import detect_injection
 from app.language import ERROR_CODES, error_text
+from app.models import ModelSourceError, download_gguf, register_local_model
+from app.models import Progress as ModelProgress
 from app.throttle import throttled
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
@@ -66,6 +68,36 @@ class Handlers:
         if row.get("demo"):
             line += f"\n\n> {text('model.demo_note')}"
         return line
+
+    # -- first run: moving from the demo model to a real one ---------------------
+
+    def use_model_file(self, path: str, progress: gr.Progress = _PROGRESS) -> tuple[Any, Any, Any]:
+        """Status, backend dropdown, banner after loading a GGUF from disk."""
+        return self._switch_model(
+            lambda report: register_local_model(self.app.backends, Path(path), report), progress
+        )
+
+    def download_model(self, repo_id: str, progress: gr.Progress = _PROGRESS) -> tuple[Any, Any, Any]:
+        """Status, backend dropdown, banner after fetching a GGUF from Hugging Face and loading it."""
+
+        def fetch_and_load(report: ModelProgress) -> str:
+            return register_local_model(self.app.backends, download_gguf(repo_id, progress=report), report)
+
+        return self._switch_model(fetch_and_load, progress)
+
+    def _switch_model(
+        self, work: Callable[[ModelProgress], str], progress: gr.Progress
+    ) -> tuple[Any, Any, Any]:
+        def report(done: int, total: int, what: str) -> None:
+            progress((done, total) if total else None, desc=what, unit="bytes")
+
+        if self.auth:  # on a shared server, accounts must not swap the model under everyone
+            raise user_error("Models are set by the operator (--model or the config file).")
+        try:
+            name = work(report)
+        except ModelSourceError as exc:
+            return f"⚠️ {exc}", gr.skip(), gr.skip()
+        return f"✅ {name}", gr.update(choices=self.backend_choices(), value=name), self.banner(name)
 
     # -- sidebar ------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import gradio as gr
 
 from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
+from app.models import SUGGESTED_REPO
 from ui import api
 from ui.handlers import Handlers
 from ui.i18n import t
@@ -52,6 +53,19 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
 
         with gr.Column(elem_id="main"):
             banner = gr.Markdown(handlers.banner(app.backends.default_name), elem_id="model-banner")
+            demo_model = bool(app.backends.get().info().demo) and not auth
+            with gr.Accordion(
+                t("first_run.title"), open=demo_model, visible=demo_model, elem_id="first-run"
+            ) as first_run_box:
+                gr.Markdown(t("first_run.body"))
+                with gr.Row():
+                    gguf_path = gr.Textbox(label=t("first_run.gguf_path"), scale=3)
+                    use_file = gr.Button(t("first_run.use_file"), scale=1)
+                with gr.Row():
+                    repo_id = gr.Textbox(label=t("first_run.repo_id"), placeholder=SUGGESTED_REPO, scale=3)
+                    download_model = gr.Button(t("first_run.download"), scale=1)
+                model_status = gr.Markdown("", elem_id="model-status")
+                dismiss = gr.Button(t("first_run.dismiss"), size="sm")
             with gr.Tabs():
                 with gr.Tab(t("app.title"), id="chat-tab"):
                     notice = gr.Markdown("", elem_id="notice")
@@ -180,5 +194,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         demo.load(handlers.sidebar, [conversation_id], [conversations], api_visibility="private")
         demo.load(handlers.refresh_backends, [backend], [backend], api_visibility="private")
         backend.change(handlers.banner, [backend], [banner], api_visibility="private")
+        model_outputs = [model_status, backend, banner]
+        use_file.click(handlers.use_model_file, [gguf_path], model_outputs, api_visibility="private")
+        download_model.click(handlers.download_model, [repo_id], model_outputs, api_visibility="private")
+        dismiss.click(lambda: gr.update(open=False), None, [first_run_box], api_visibility="private")
         api.register(handlers)
     return demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import webbrowser
 from dataclasses import dataclass
 
@@ -90,6 +91,16 @@ def _open_view(url: str, options: ServeOptions) -> bool:
     return False
 
 
+def _load_default_model(app: App) -> None:
+    """Load the weights before the page is served, and say so: an 8B model takes a while."""
+    spec = app.settings.backend(None)
+    started = time.monotonic()
+    print(f"llamadesk: loading {spec.model or spec.url or 'the demo model'} ({spec.kind})…", file=sys.stderr)
+    health = app.backends.get().health()
+    state = "ready" if health.ok else f"not available: {health.detail}"
+    print(f"llamadesk: {spec.name} {state} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+
+
 def serve(settings: Settings, options: ServeOptions) -> int:
     try:
         check_exposure(options)
@@ -101,6 +112,7 @@ def serve(settings: Settings, options: ServeOptions) -> int:
         print("llamadesk: --auth needs at least one account: llamadesk users add NAME", file=sys.stderr)
         app.close()
         return EXIT_BAD_INPUT
+    _load_default_model(app)
     if app.recovered_replies:
         print(
             f"llamadesk: {app.recovered_replies} reply(s) cut off by a crash are marked interrupted",
