@@ -291,7 +291,6 @@ class Handlers:
     def regenerate(
         self,
         conversation_id: str,
-        history: Messages,
         system_prompt: str,
         temperature: float,
         max_tokens: float,
@@ -299,16 +298,8 @@ class Handlers:
         backend: str | None,
         request: gr.Request,
     ) -> Iterator[ChatOutputs]:
-        user_id = self.user(request)
-        if not conversation_id:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
         settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
-        rows = self.app.repo.messages(user_id, conversation_id)
-        while rows and rows[-1].role == "assistant":
-            rows.pop()
-        stream = self.app.chat.regenerate(user_id, conversation_id, settings)
-        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None)
+        yield from self._redo(conversation_id, settings, request, continue_it=False)
 
     def continue_reply(
         self,
@@ -321,14 +312,26 @@ class Handlers:
         request: gr.Request,
     ) -> Iterator[ChatOutputs]:
         """Pick an interrupted reply up where it stopped (after a Stop or a crash)."""
+        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        yield from self._redo(conversation_id, settings, request, continue_it=True)
+
+    def _redo(
+        self, conversation_id: str, settings: ChatSettings, request: gr.Request, continue_it: bool
+    ) -> Iterator[ChatOutputs]:
+        """Answer the last user message again, or extend the interrupted last reply."""
         user_id = self.user(request)
         if not conversation_id:
             yield (gr.skip(),) * 6
             return
-        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
         rows = self.app.repo.messages(user_id, conversation_id)
-        stream = self.app.chat.continue_last(user_id, conversation_id, settings)
-        yield from self._run(user_id, stream, to_chatbot(rows[:-1]), conversation_id, None)
+        if continue_it:
+            stream = self.app.chat.continue_last(user_id, conversation_id, settings)
+        else:
+            stream = self.app.chat.regenerate(user_id, conversation_id, settings)
+        # The pane shows everything before the reply being (re)written.
+        while rows and rows[-1].role == "assistant":
+            rows.pop()
+        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None)
 
     def edit_last(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any]:
         """Put the last user message back in the box; the next send replaces it."""

@@ -142,7 +142,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         )
         regen_event = regenerate.click(
             handlers.regenerate,
-            [conversation_id, chatbot, *settings],
+            [conversation_id, *settings],
             chat_outputs,
             api_visibility="private",
             concurrency_limit=CHAT_LIMIT,
