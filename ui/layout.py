@@ -23,8 +23,9 @@ def css() -> str:
     return (resources.files("assets") / "app.css").read_text(encoding="utf-8")
 
 
-def language_choices() -> list[tuple[str, str]]:
-    return [("auto", "auto")] + [(f"{LANGUAGE_NAMES[c][1]} ({c})", c) for c in SUPPORTED]
+def language_choices(auto_key: str) -> list[tuple[str, str]]:
+    # The "auto" entry's label is translated in the browser like any other label.
+    return [(str(t(auto_key)), "auto")] + [(f"{LANGUAGE_NAMES[c][1]} ({c})", c) for c in SUPPORTED]
 
 
 def build(app: App, auth: bool = False) -> gr.Blocks:
@@ -36,6 +37,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             gr.Markdown("## 🦙 llamadesk")
             new_chat = gr.Button(t("sidebar.new_chat"), variant="primary", elem_id="new-chat")
             search = gr.Textbox(
+                label=t("sidebar.search"),
                 placeholder=str(t("sidebar.search_placeholder")),
                 show_label=False,
                 elem_id="search",
@@ -43,7 +45,11 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             )
             conversations = gr.Radio(choices=[], label=t("sidebar.conversations"), elem_id="conversations")
             with gr.Accordion(t("sidebar.rename"), open=False):
-                title_box = gr.Textbox(show_label=False, placeholder=str(t("sidebar.rename_placeholder")))
+                title_box = gr.Textbox(
+                    label=t("sidebar.rename"),
+                    show_label=False,
+                    placeholder=str(t("sidebar.rename_placeholder")),
+                )
                 with gr.Row():
                     rename = gr.Button(t("sidebar.rename"), size="sm")
                     delete = gr.Button(t("sidebar.delete"), size="sm", variant="stop")
@@ -53,6 +59,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
 
         with gr.Column(elem_id="main"):
             banner = gr.Markdown(handlers.banner(app.backends.default_name), elem_id="model-banner")
+            gr.Markdown(t("model.demo_note"), visible=app.backends.get().info().demo, elem_id="demo-note")
             demo_model = bool(app.backends.get().info().demo) and not auth
             with gr.Accordion(
                 t("first_run.title"), open=demo_model, visible=demo_model, elem_id="first-run"
@@ -67,9 +74,11 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 model_status = gr.Markdown("", elem_id="model-status")
                 dismiss = gr.Button(t("first_run.dismiss"), size="sm")
             with gr.Tabs():
-                with gr.Tab(t("app.title"), id="chat-tab"):
+                with gr.Tab(t("chat.tab"), id="chat-tab"):
                     notice = gr.Markdown("", elem_id="notice")
                     chatbot = gr.Chatbot(
+                        label=t("chat.tab"),
+                        show_label=False,
                         elem_id="chatbot",
                         height="62vh",
                         sanitize_html=True,
@@ -80,6 +89,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         autoscroll=True,
                     )
                     box = gr.MultimodalTextbox(
+                        label=t("chat.send"),
                         placeholder=str(t("chat.placeholder")),
                         show_label=False,
                         file_types=[".pdf"],
@@ -103,7 +113,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                             )
                         with gr.Row():
                             reply_language = gr.Dropdown(
-                                choices=language_choices(), value="auto", label=t("settings.reply_language")
+                                choices=language_choices("settings.reply_language_auto"),
+                                value="auto",
+                                label=t("settings.reply_language"),
                             )
                             backend = gr.Dropdown(
                                 choices=handlers.backend_choices(),
@@ -116,7 +128,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                     pdf = gr.File(label=t("summarize.upload"), file_types=[".pdf"], elem_id="pdf")
                     with gr.Row():
                         summary_language = gr.Dropdown(
-                            choices=language_choices(), value="auto", label=t("summarize.language")
+                            choices=language_choices("summarize.language_auto"),
+                            value="auto",
+                            label=t("summarize.language"),
                         )
                         password = gr.Textbox(label=t("summarize.password"), type="password")
                     with gr.Row():

@@ -22,7 +22,7 @@ def test_use_a_gguf_from_disk(scripted_app: App) -> None:
     assert status.startswith("✅")
     names = [value for _, value in dropdown["choices"]]
     assert dropdown["value"] in names and dropdown["value"].startswith("smollm2")
-    assert "8K context" in banner and "🟢" in banner
+    assert "· 8K" in banner and "🟢" in banner
     scripted_app.backends.get(dropdown["value"]).close()
 
 
