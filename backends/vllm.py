@@ -126,7 +126,7 @@ class OpenAICompatBackend(ChatBackend):
         base_url: str,
         model: str | None = None,
         api_key: str = "EMPTY",
-        timeout_s: float = 120.0,
+        timeout_s: float = 300.0,  # a long prompt queued behind others on a busy node is normal
         connect_timeout_s: float = 5.0,
         fallback_context_window: int = DEFAULT_FALLBACK_CONTEXT_WINDOW,
         max_connections: int = 256,
