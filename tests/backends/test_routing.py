@@ -93,7 +93,7 @@ def test_each_conversation_remembers_its_backend(tmp_path: Path, llama_server: s
 
 def test_summarize_through_the_remote_backend_in_parallel(tmp_path: Path, llama_server: str) -> None:
     app = routed_app(tmp_path, llama_server)
-    doc = document([long_page_text(n) for n in range(1, 9)])
+    doc = document([long_page_text(n) for n in range(1, 7)])
     plan = app.documents.plan(doc, "node")
     assert plan.strategy == "map-reduce" and len(plan.chunks) >= 2 and plan.context_window == 2048
     outcome = app.documents.summarize(app.local_user_id(), doc, backend_name="node", plan=plan)
