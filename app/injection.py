@@ -131,7 +131,7 @@ _RULES: tuple[_Rule, ...] = (
         "do not summarize",
         "en",
         rf"\b(?:do{SP}not|don't|stop){SP}(?:summari[sz]e|translate){SP}(?:this|the){SP}(?:document|text)"
-        rf"{SP}(?:and|but|instead)",
+        rf",?{SP}(?:and|but|instead)",
     ),
     # German
     _compile(

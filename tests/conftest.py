@@ -16,6 +16,9 @@ from backends.scripted import ScriptedBackend
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+# Starts a throwaway PostgreSQL server when a selected test wants one (Debian's binaries).
+pytest_plugins = ["tests.pg"]
+
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
