@@ -23,6 +23,7 @@ from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
 from ui.i18n import text
 from ui.identity import user_id_for
+from ui.markup import escape_html
 
 Messages = list[dict[str, Any]]
 _PROGRESS = gr.Progress()
@@ -32,7 +33,9 @@ ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
 def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
     return [
-        {"role": r.role, "content": r.content} for r in rows if r.role in ("user", "assistant") and r.content
+        {"role": r.role, "content": escape_html(r.content)}
+        for r in rows
+        if r.role in ("user", "assistant") and r.content
     ]
 
 
@@ -201,7 +204,7 @@ class Handlers:
                     done = f"**{text('summarize.plan')}:** {plan} · {outcome.result.elapsed_s:.1f} s"
                     yield (
                         "\n\n".join(filter(None, [warning, done])),
-                        outcome.result.summary,
+                        escape_html(outcome.result.summary),
                         write_markdown(doc, outcome.result.summary),
                         outcome.conversation_id,
                         gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
@@ -241,7 +244,7 @@ class Handlers:
                     )
                     continue
                 cid = event.outcome.conversation_id
-                final = [*shown, {"role": "assistant", "content": event.outcome.result.summary}]
+                final = [*shown, {"role": "assistant", "content": escape_html(event.outcome.result.summary)}]
                 sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
                 yield gr.skip(), final, warning, cid, sidebar, False
 
@@ -283,7 +286,7 @@ class Handlers:
             stream = self.app.chat.edit_last(user_id, conversation_id, content, settings)
         else:
             stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
-        history.append({"role": "user", "content": content})
+        history.append({"role": "user", "content": escape_html(content)})
         yield from self._run(user_id, stream, history, conversation_id, message)
 
     def regenerate(
@@ -357,7 +360,7 @@ class Handlers:
             with closing(stream):
                 first = True
                 for update in throttled(stream, urgent=lambda u: u.done or u.title is not None):
-                    shown[-1] = {"role": "assistant", "content": update.reply}
+                    shown[-1] = {"role": "assistant", "content": escape_html(update.reply)}
                     sidebar = gr.skip()
                     if first or update.done:
                         sidebar = gr.update(

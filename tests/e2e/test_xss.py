@@ -178,6 +178,12 @@ def test_no_payload_runs_anywhere(xss_browser: Browser, xss_app: tuple[App, str]
         page.wait_for_timeout(500)  # let any late onload/onerror fire
 
         assert links > 0, "no links were rendered to click"
+        # Raw HTML is shown as text: no form, input or iframe a model could use to phish.
+        assert page.locator("#chatbot form, #chatbot input, #chatbot iframe").count() == 0
+        assert (
+            "&lt;form" not in page.locator("#chatbot").inner_text()
+            and "<form" in page.locator("#chatbot").inner_text()
+        )
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert not hits, f"payloads ran: {hits}"
 
