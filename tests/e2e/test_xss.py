@@ -12,10 +12,9 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from app.core import App
 from backends.scripted import ScriptedBackend
@@ -26,16 +25,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 60_000
 LOCAL = re.compile(r"^https?://(127\.0\.0\.1|localhost)[:/]", re.IGNORECASE)
 
@@ -76,14 +65,10 @@ TRAP = """
 """
 
 
-@pytest.fixture(scope="module")
-def xss_browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing; `make test` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def xss_browser(chromium: Browser) -> Browser:
+    """The session's Chromium: one Playwright driver per process (a second one refuses to start)."""
+    return chromium
 
 
 @pytest.fixture
