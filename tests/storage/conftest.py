@@ -6,34 +6,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from storage.db import Database
 from storage.repo import Repository
+from tests import pg
 
-PG_ENV = "LLAMADESK_TEST_PG_URL"
+PG_ENV = pg.PG_ENV
 PG_SKIP_REASON = (
     f"PostgreSQL run skipped: set {PG_ENV}=postgresql+psycopg://USER:PW@HOST/DB "
     "(a role allowed to CREATE DATABASE; each test uses a scratch database it drops afterwards)"
 )
-
-
-def scratch_postgres_url(base_url: str) -> Iterator[str]:
-    """A fresh, empty database on the server of ``base_url``, dropped afterwards."""
-    url = make_url(base_url)
-    name = f"llamadesk_test_{uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def sqlite_url(path: Path) -> str:
@@ -48,7 +32,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = os.environ.get(PG_ENV, "").strip()
     if not base:
         pytest.skip(PG_SKIP_REASON)
-    yield from scratch_postgres_url(base)
+    with pg.scratch_database(base) as url:
+        yield url
 
 
 @pytest.fixture
