@@ -42,8 +42,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# tests/__main__.py wraps pytest so that a library that keeps the interpreter alive cannot hang the run.
 test: install browser postgres lint
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m tests -q -ra
 
 bench: install
 	$(BIN)/python -m tests.benchmarks

@@ -62,10 +62,19 @@ def send(page: Page, text: str) -> None:
 def set_max_tokens(page: Page, tokens: int) -> None:
     page.locator("#settings").get_by_text("Settings").first.click()
     field = page.get_by_label("number input for Max tokens")
-    field.fill(str(tokens))
-    field.press("Enter")
-    # The range input follows the number box once Gradio has taken the new value.
-    expect(page.get_by_label("range slider for Max tokens")).to_have_value(str(tokens))
+    slider = page.get_by_label("range slider for Max tokens")
+    # The range input follows the number box once Gradio has taken the new value. On a loaded
+    # machine a keystroke can land while the accordion is still opening, so the entry is retried.
+    for _ in range(4):
+        field.fill(str(tokens))
+        field.press("Enter")
+        field.blur()
+        try:
+            expect(slider).to_have_value(str(tokens), timeout=3000)
+            return
+        except AssertionError:
+            continue
+    expect(slider).to_have_value(str(tokens))
 
 
 def bot_text(page: Page) -> str:
