@@ -79,10 +79,16 @@ class ChatUpdate:
     error_code: str | None = None
     error: str | None = None
     title: str | None = None
+    first_text: bool = False  # this update carries the reply's first text
 
     @property
     def done(self) -> bool:
         return self.status != "streaming"
+
+    @property
+    def urgent(self) -> bool:
+        """Worth showing at once, even inside a UI throttle interval: first text, the end, a title."""
+        return self.first_text or self.done or self.title is not None
 
 
 @dataclass
@@ -268,8 +274,9 @@ class ChatService:
                     if delta.text:
                         # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
                         parts.append(clean_text(strip_control_chars(delta.text)))
-                        ttft = update.ttft_s if update.ttft_s is not None else time.monotonic() - started
-                        update = replace(update, reply="".join(parts), ttft_s=ttft)
+                        first = update.ttft_s is None
+                        ttft = time.monotonic() - started if first else update.ttft_s
+                        update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
                         checkpoint.maybe(update.reply)
                         yield update
                     if delta.prompt_tokens is not None:
@@ -299,7 +306,7 @@ class ChatService:
             if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
                 self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
         yield update
-        title = self._maybe_title(user_id, base.conversation_id, backend, base.language)
+        title = self._maybe_title(user_id, base.conversation_id, backend, base.language, prompt.messages)
         if title:
             yield replace(update, title=title)
 
@@ -391,25 +398,41 @@ class ChatService:
             self.repo.update_conversation(user_id, conversation_id, **changes)
         return lang
 
-    def _maybe_title(self, user_id: int, conversation_id: str, backend: ChatBackend, lang: str) -> str | None:
+    def _maybe_title(
+        self,
+        user_id: int,
+        conversation_id: str,
+        backend: ChatBackend,
+        lang: str,
+        prompt: Sequence[ChatMessage],
+    ) -> str | None:
         """Title a conversation from its first exchange, in the conversation's language."""
         rows = self.repo.messages(user_id, conversation_id)
         if len(rows) != 2 or rows[1].status != "complete":
             return None
+        options = GenerationOptions(max_tokens=20, temperature=0.2, seed=0)
+        # Asked as one more turn of the same prompt, the model's prefix cache still holds
+        # everything before the question: the title costs a few tokens of prefill, and the
+        # conversation's next turn finds its own prefix cached instead of the title's.
+        follow_on: list[ChatMessage] = [
+            *prompt,
+            {"role": "assistant", "content": rows[1].content},
+            {"role": "user", "content": language.title_prompt(lang)},
+        ]
         excerpt = f"User: {rows[0].content[:1500]}\nAssistant: {rows[1].content[:1500]}"
-        messages: list[ChatMessage] = [
+        standalone: list[ChatMessage] = [
             {"role": "system", "content": language.title_prompt(lang)},
             {"role": "user", "content": excerpt},
         ]
-        try:
-            raw = "".join(
-                d.text
-                for d in backend.stream_chat(
-                    messages, GenerationOptions(max_tokens=20, temperature=0.2, seed=0)
-                )
-            )
-        except BackendError:
-            return None
+        raw = ""
+        for messages in (follow_on, standalone):
+            try:
+                raw = "".join(d.text for d in backend.stream_chat(messages, options))
+                break
+            except ContextOverflow:
+                continue  # the exchange filled the window: title it from an excerpt instead
+            except BackendError:
+                return None
         title = clean_title(raw)
         if not title:
             return None

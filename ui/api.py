@@ -30,7 +30,7 @@ def register(handlers: Handlers) -> None:
         user_id = handlers.user(request)
         try:
             with closing(app.chat.send(user_id, conversation_id or None, message, ChatSettings())) as stream:
-                for update in throttled(stream):
+                for update in throttled(stream, urgent=lambda u: u.urgent):
                     if update.status == "error":
                         raise user_error(update.error or "the backend failed")
                     yield update.reply

@@ -359,7 +359,7 @@ class Handlers:
         try:
             with closing(stream):
                 first = True
-                for update in throttled(stream, urgent=lambda u: u.done or u.title is not None):
+                for update in throttled(stream, urgent=lambda u: u.urgent):
                     shown[-1] = {"role": "assistant", "content": escape_html(update.reply)}
                     sidebar = gr.skip()
                     if first or update.done:

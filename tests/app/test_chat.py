@@ -210,6 +210,31 @@ def test_titles_come_from_the_first_exchange(db_url: str) -> None:
     app.close()
 
 
+def test_title_is_asked_as_a_follow_on_turn_so_the_prompt_prefix_stays_cached(db_url: str) -> None:
+    backend = ScriptedBackend(reply="Title: Weekend Hiking Plans")
+    app = make_app(db_url, backend)
+    run(app, "Where should I hike this weekend?")
+    reply_request, title_request = backend.requests
+    assert title_request[: len(reply_request)] == reply_request
+    assert title_request[len(reply_request)] == {"role": "assistant", "content": backend.reply}
+    assert title_request[-1]["role"] == "user"
+    app.close()
+
+
+def test_a_full_window_still_gets_a_title_from_an_excerpt(db_url: str) -> None:
+    # The scripted backend counts words: the exchange fits its 72, the exchange plus the
+    # title question does not, and the excerpt form does.
+    reply = " ".join(["walk"] * 16)
+    backend = ScriptedBackend(reply=reply, context_window=72)
+    app = make_app(db_url, backend)
+    final = run(app, "Where should I hike?", max_tokens=16)
+    assert final[-2].reply == reply
+    assert final[-1].title == reply[: reply[:60].rfind(" ")]
+    assert backend.requests[-1][0]["role"] == "system"
+    assert len(backend.requests[-1]) == 2
+    app.close()
+
+
 def test_clean_title() -> None:
     assert clean_title('"Titel: Wanderpläne"\nmore') == "Wanderpläne"
     assert clean_title("  ") == ""

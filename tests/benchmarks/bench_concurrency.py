@@ -75,16 +75,13 @@ def tok_s(results: list[StreamResult]) -> float:
 
 def app_streams(url: str, n: int) -> tuple[float, float]:
     """Single and n-stream tok/s through the whole app, served by `llamadesk serve` in its own process."""
-    import os
-    import socket
-    import subprocess
-    import sys
     import tempfile
 
-    from gradio_client import Client
+    import httpx
 
     from app.config import BackendSpec, Settings
     from app.core import App
+    from tests.benchmarks.sse_client import call_streaming, served_app
 
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{tmp}/bench.db"
@@ -100,61 +97,42 @@ def app_streams(url: str, n: int) -> tuple[float, float]:
             app.repo.add_message(user, cid, "user", "hello")
             app.repo.add_message(user, cid, "assistant", "hi")
             cids.append(cid)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "LLAMADESK_CONFIG": "/nonexistent.toml"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--db", db, "--vllm-url", url],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}/"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    clients = [Client(base, verbose=False)]
-                    break
-                except Exception:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise
-                    time.sleep(0.5)
-            clients += [Client(base, verbose=False) for _ in range(n - 1)]
+        with served_app(db, "--vllm-url", url) as base:
+            # One connection per simulated user, as each browser tab has its own.
+            clients = [httpx.Client(base_url=base, timeout=600) for _ in range(n)]
 
-            def timed(client: Client, cid: str) -> StreamResult:
-                started = time.perf_counter()
-                client.predict("Summarize the design document.", cid, api_name="/chat")
-                return StreamResult(0, started, time.perf_counter())
+            def timed(client: httpx.Client, cid: str) -> StreamResult:
+                timing = call_streaming(client, "chat", ["Summarize the design document.", cid])
+                return StreamResult(0, timing.started, timing.ended)
 
             def tokens(cid: str) -> int:
                 return app.repo.messages(user, cid)[-1].completion_tokens or 0
 
-            timed(clients[0], cids[n])  # warm-up
-            one = timed(clients[0], cids[n])
-            single = tokens(cids[n]) / (one.ended - one.started)
-            results: list[StreamResult] = []
-            gate = threading.Barrier(n)
-            lock = threading.Lock()
+            try:
+                timed(clients[0], cids[n])  # warm-up
+                one = timed(clients[0], cids[n])
+                single = tokens(cids[n]) / (one.ended - one.started)
+                results: list[StreamResult] = []
+                gate = threading.Barrier(n)
+                lock = threading.Lock()
 
-            def worker(i: int) -> None:
-                gate.wait()
-                result = timed(clients[i], cids[i])
-                with lock:
-                    results.append(result)
+                def worker(i: int) -> None:
+                    gate.wait()
+                    result = timed(clients[i], cids[i])
+                    with lock:
+                        results.append(result)
 
-            threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+                threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            finally:
+                for client in clients:
+                    client.close()
             wall = max(r.ended for r in results) - min(r.started for r in results)
             aggregate = sum(tokens(c) for c in cids[:n]) / wall
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            app.close()
+        app.close()
     return single, aggregate
 
 
@@ -192,7 +170,7 @@ def run() -> list[Row]:
             "ratio",
             target=f">= {TARGET}",
             met=app_ratio >= TARGET,
-            note="simulator; gradio_client → Gradio queue → ChatService → vLLM client → storage",
+            note="simulator; HTTP/SSE → Gradio queue → ChatService → vLLM client → storage",
         ),
     ]
 

@@ -21,6 +21,7 @@ from tests.ui.conftest import (
     stored_messages,
     wait_until,
 )
+from ui.server import QUEUE_POLL_S, set_queue_poll
 
 # The programmatic API contract of DESIGN.md; UI events must not add to it or rename it.
 PUBLIC_ENDPOINTS = {"/chat", "/conversations", "/conversation", "/summarize"}
@@ -72,6 +73,17 @@ def conversation(client: Client, conversation_id: str) -> dict[str, Any]:
 
 
 # -- the real embedded model ------------------------------------------------
+
+
+def test_the_idle_queue_polls_at_the_app_rate_not_every_millisecond() -> None:
+    # Fails when a Gradio upgrade renames the knob, so the CPU it saves is not lost silently.
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    demo.queue()
+    assert set_queue_poll(demo, QUEUE_POLL_S)
+    assert demo._queue.sleep_when_free == QUEUE_POLL_S
 
 
 def test_chat_streams_a_real_reply_and_stores_it(served_local: Served, local_client: Client) -> None:
