@@ -12,7 +12,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -366,11 +366,11 @@ def _from_langdetect(cleaned: str, words: int) -> _Analysis:
 def _combine(cleaned: str, tokens: list[str]) -> _Analysis:
     """Lexicon votes plus one vote spread by langdetect; for short turns only lexicon evidence counts."""
     lexicon = _lexicon_scores(tokens, cleaned)
-    probs = _langdetect(cleaned)
     words = len(tokens)
     if words < SHORT_WORDS:
-        lang, confidence = _short_winner(lexicon, probs)
+        lang, confidence = _short_winner(lexicon, lambda: _langdetect(cleaned))
         return _Analysis(lang, confidence, words, False, lexicon)
+    probs = _langdetect(cleaned)
     combined = {lang: lexicon.get(lang, 0.0) + probs.get(lang, 0.0) for lang in SUPPORTED}
     total = sum(combined.values())
     if total <= 0:
@@ -382,8 +382,13 @@ def _combine(cleaned: str, tokens: list[str]) -> _Analysis:
     return _Analysis(best, confidence, words, False, lexicon)
 
 
-def _short_winner(lexicon: Mapping[str, float], probs: Mapping[str, float]) -> tuple[str | None, float]:
-    """The lexicon's clear favourite, langdetect breaking a two-way tie; None for wider ties ("no", "si")."""
+def _short_winner(
+    lexicon: Mapping[str, float], langdetect_probs: Callable[[], Mapping[str, float]]
+) -> tuple[str | None, float]:
+    """The lexicon's clear favourite, langdetect breaking a two-way tie; None for wider ties ("no", "si").
+
+    langdetect is asked only for a tie: on a few words it costs 5–20 ms of CPU per message.
+    """
     total = sum(lexicon.values())
     top = max(lexicon.values(), default=0.0)
     if top < 0.5:
@@ -391,6 +396,9 @@ def _short_winner(lexicon: Mapping[str, float], probs: Mapping[str, float]) -> t
     tied = [lang for lang in _LATIN_LANGS if math.isclose(lexicon[lang], top)]
     if len(tied) > 2:
         return None, top / total
+    if len(tied) == 1:
+        return tied[0], top / total
+    probs = langdetect_probs()
     best = max(tied, key=lambda lang: probs.get(lang, 0.0))
     return best, top / total
 
