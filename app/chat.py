@@ -126,13 +126,23 @@ class ChatService:
         """Store the user's message, then stream the reply."""
         text = validate_message(text)
         backend = self._backend_for(user_id, conversation_id, settings)
-        if not conversation_id:
+        if conversation_id:
+            turns = _turns(self.repo.messages(user_id, conversation_id))
+            user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
+            lang = self._reply_language(user_id, conversation_id, text, settings)
+        else:
+            # Created with its language settled: every write saved is time to the first token.
+            lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
-                user_id, title=fallback_title(text), backend=backend.name, model=_model_of(backend)
+                user_id,
+                title=fallback_title(text),
+                backend=backend.name,
+                model=_model_of(backend),
+                language=lang,
+                reply_language=settings.reply_language or "auto",
             )
-        turns = _turns(self.repo.messages(user_id, conversation_id))
-        user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
-        lang = self._reply_language(user_id, conversation_id, text, settings)
+            turns = []
+            user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
         turns.append({"role": "user", "content": text})
         yield from self._respond(user_id, conversation_id, user_message_id, turns, lang, backend, settings)
 

@@ -221,7 +221,14 @@ class Repository:
     # conversations ----------------------------------------------------------------------------
 
     def create_conversation(
-        self, user_id: int, *, title: str = "", backend: str = "", model: str = "", language: str = "auto"
+        self,
+        user_id: int,
+        *,
+        title: str = "",
+        backend: str = "",
+        model: str = "",
+        language: str = "auto",
+        reply_language: str = "auto",
     ) -> str:
         cid = uuid4().hex
         now = utcnow()
@@ -230,6 +237,7 @@ class Repository:
             user_id=user_id,
             title=clean_text(title),
             language=language,
+            reply_language=reply_language,
             backend=backend,
             model=model,
             created_at=now,

@@ -18,6 +18,7 @@ from app.summarize import (
     citations,
     make_plan,
     pack,
+    pack_evenly,
 )
 from backends.llamacpp import LlamaCppBackend
 from backends.scripted import ScriptedBackend
@@ -199,3 +200,15 @@ def test_real_model_answers_a_follow_up_with_the_document(local_app: App, tmp_pa
 def test_citations_only_name_pages_that_exist() -> None:
     text = "Costs rose (pp. 3–5), fell (p. 9) and vanished (pp. 40–44). Also S. 2 and pp. 7-8."
     assert citations(text, 10) == [(3, 5), (9, 9), (2, 2), (7, 8)]
+
+
+def test_chunks_come_out_even_with_no_more_calls_than_greedy_packing() -> None:
+    units = [Unit(page, f"page {page}", tokens) for page, tokens in enumerate([300, 280, 310, 290] * 10, 1)]
+    total = sum(u.tokens for u in units)
+    greedy = pack(units, 7528)
+    even = pack_evenly(units, total, 7528)
+    assert len(even) == len(greedy) == 2
+    assert [c.tokens for c in greedy] == [7380, 4420]  # what packing to the budget alone gives
+    sizes = [c.tokens for c in even]
+    assert sum(sizes) == total and max(sizes) - min(sizes) <= 310  # within one page
+    assert [u for c in even for u in range(c.first_page, c.last_page + 1)] == list(range(1, 41))

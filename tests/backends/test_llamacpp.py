@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
-from backends.base import ContextOverflow, GenerationOptions
+from backends.base import ContextOverflow, Delta, GenerationOptions
 from backends.llamacpp import (
     GGML_TYPE_F16,
     GGML_TYPE_Q8_0,
     LlamaCppBackend,
     ModelShape,
+    _ComputeThread,
     model_shape,
     physical_cores,
     plan_context,
@@ -68,7 +70,7 @@ def test_max_tokens_is_capped_to_the_room_left() -> None:
 
 
 def test_one_request_at_a_time(local_backend: LlamaCppBackend) -> None:
-    """Two threads share one model; the lock keeps both replies whole."""
+    """Two threads share one model; generations run one at a time, so both replies are whole."""
     results: dict[int, str] = {}
 
     def run(i: int) -> None:
@@ -82,6 +84,68 @@ def test_one_request_at_a_time(local_backend: LlamaCppBackend) -> None:
         t.join(timeout=120)
     assert len(results) == 2
     assert results[0] == results[1], "same prompt, temperature 0: identical replies when not interleaved"
+
+
+def test_every_generation_runs_on_the_one_compute_thread(local_backend: LlamaCppBackend) -> None:
+    # llama.cpp's OpenMP workers are per calling thread: callers from many threads must not
+    # each bring a team of their own (see _ComputeThread).
+    ran_on: list[str] = []
+    generate = local_backend._generate
+
+    def spying(*args: object) -> Iterator[Delta]:
+        ran_on.append(threading.current_thread().name)
+        yield from generate(*args)  # type: ignore[arg-type]
+
+    local_backend._generate = spying  # type: ignore[method-assign]
+    try:
+        callers = [
+            threading.Thread(
+                target=lambda: list(local_backend.stream_chat(MESSAGES, GenerationOptions(max_tokens=4)))
+            )
+            for _ in range(3)
+        ]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(timeout=120)
+    finally:
+        del local_backend._generate
+    assert len(ran_on) == 3 and len(set(ran_on)) == 1
+    assert ran_on[0] not in {t.name for t in callers}
+
+
+def test_closing_a_stream_stops_its_producer_and_frees_the_thread() -> None:
+    compute = _ComputeThread("test")
+    produced: list[int] = []
+    stopped = threading.Event()
+
+    def endless() -> Iterator[Delta]:
+        try:
+            while True:
+                produced.append(1)
+                yield Delta(text="x")
+        finally:
+            stopped.set()
+
+    stream = compute.stream(endless)
+    assert next(stream).text == "x"
+    stream.close()  # type: ignore[attr-defined]
+    assert stopped.wait(timeout=10), "the producer was not closed"
+    # The next job gets the thread: the endless one is really gone.
+    assert [d.text for d in compute.stream(lambda: iter([Delta(text="next")]))] == ["next"]
+
+
+def test_a_producer_error_is_raised_in_the_caller() -> None:
+    compute = _ComputeThread("test")
+
+    def failing() -> Iterator[Delta]:
+        yield Delta(text="a")
+        raise ContextOverflow("too long", prompt_tokens=9, context_window=8)
+
+    stream = compute.stream(failing)
+    assert next(stream).text == "a"
+    with pytest.raises(ContextOverflow):
+        next(stream)
 
 
 def test_uses_all_physical_cores_and_reads_the_gguf(local_backend: LlamaCppBackend) -> None:
