@@ -128,7 +128,6 @@ class ChatService:
         backend = self._backend_for(user_id, conversation_id, settings)
         if conversation_id:
             turns = _turns(self.repo.messages(user_id, conversation_id))
-            user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
             lang = self._reply_language(user_id, conversation_id, text, settings)
         else:
             # Created with its language settled: every write saved is time to the first token.
@@ -142,7 +141,7 @@ class ChatService:
                 reply_language=settings.reply_language or "auto",
             )
             turns = []
-            user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
+        user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
         turns.append({"role": "user", "content": text})
         yield from self._respond(user_id, conversation_id, user_message_id, turns, lang, backend, settings)
 
