@@ -110,12 +110,11 @@ def app_streams(url: str, n: int) -> AppStreams:
             # One connection per simulated user, as each browser tab has its own.
             clients = [httpx.Client(base_url=base, timeout=600) for _ in range(n)]
 
-            def timed(client: httpx.Client, cid: str) -> StreamResult:
-                timing = call_streaming(client, "chat", ["Summarize the design document.", cid])
-                timings[cid] = timing
-                return StreamResult(0, timing.started, timing.ended)
-
             timings: dict[str, StreamTiming] = {}
+
+            def timed(client: httpx.Client, cid: str) -> StreamTiming:
+                timings[cid] = call_streaming(client, "chat", ["Summarize the design document.", cid])
+                return timings[cid]
 
             def tokens(cid: str) -> int:
                 return app.repo.messages(user, cid)[-1].completion_tokens or 0
@@ -124,15 +123,11 @@ def app_streams(url: str, n: int) -> AppStreams:
                 timed(clients[0], cids[n])  # warm-up
                 one = timed(clients[0], cids[n])
                 single = tokens(cids[n]) / (one.ended - one.started)
-                results: list[StreamResult] = []
                 gate = threading.Barrier(n)
-                lock = threading.Lock()
 
                 def worker(i: int) -> None:
                     gate.wait()
-                    result = timed(clients[i], cids[i])
-                    with lock:
-                        results.append(result)
+                    timed(clients[i], cids[i])
 
                 threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
                 for t in threads:
@@ -142,11 +137,11 @@ def app_streams(url: str, n: int) -> AppStreams:
             finally:
                 for client in clients:
                     client.close()
-            wall = max(r.ended for r in results) - min(r.started for r in results)
+            together = [timings[c] for c in cids[:n]]
+            wall = max(t.ended for t in together) - min(t.started for t in together)
             aggregate = sum(tokens(c) for c in cids[:n]) / wall
         app.close()
     alone = timings[cids[n]]
-    together = [timings[c] for c in cids[:n]]
     streaming = statistics.median(t.last - t.first for t in together) / (alone.last - alone.first)
     first_token = statistics.median(t.first - t.started for t in together)
     return AppStreams(single, aggregate, streaming, first_token)
