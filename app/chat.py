@@ -24,7 +24,7 @@ from backends.base import (
     GenerationOptions,
     close_stream,
 )
-from storage.repo import MessageRow, Repository, clean_text
+from storage.repo import ConversationRow, MessageRow, Repository, clean_text
 
 CHECKPOINT_INTERVAL_S = 0.5
 MAX_MESSAGE_CHARS = 100_000
@@ -36,6 +36,10 @@ CONTINUE_PROMPT = (
 DEFAULT_SYSTEM_PROMPT = "You are llamadesk, a helpful, accurate and concise assistant."
 # Room kept free for the chat template's own tokens when the history is trimmed.
 PROMPT_SAFETY_TOKENS = 16
+# What a chat template may add beyond MESSAGE_OVERHEAD_TOKENS a message (BOS, the generation
+# prompt, Llama 3.1's date lines), plus this much again per message.
+TEMPLATE_SLACK_TOKENS = 64
+TEMPLATE_SLACK_PER_MESSAGE = 2
 
 
 Updates = Generator["ChatUpdate", None, None]
@@ -125,10 +129,12 @@ class ChatService:
     def send(self, user_id: int, conversation_id: str | None, text: str, settings: ChatSettings) -> Updates:
         """Store the user's message, then stream the reply."""
         text = validate_message(text)
-        backend = self._backend_for(user_id, conversation_id, settings)
-        if conversation_id:
+        conversation = self.repo.get_conversation(user_id, conversation_id) if conversation_id else None
+        backend = self._backend_for(conversation, settings)
+        if conversation is not None:
+            conversation_id = conversation.id
             turns = _turns(self.repo.messages(user_id, conversation_id))
-            lang = self._reply_language(user_id, conversation_id, text, settings)
+            lang = self._reply_language(user_id, conversation, text, settings)
         else:
             # Created with its language settled: every write saved is time to the first token.
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
@@ -155,8 +161,9 @@ class ChatService:
         if later:
             self.repo.delete_messages_from(user_id, conversation_id, later[0].id)
         turns = _turns([r for r in rows if r.id <= last_user.id])
-        backend = self._backend_for(user_id, conversation_id, settings)
-        lang = self._reply_language(user_id, conversation_id, last_user.content, settings)
+        conversation = self.repo.get_conversation(user_id, conversation_id)
+        backend = self._backend_for(conversation, settings)
+        lang = self._reply_language(user_id, conversation, last_user.content, settings)
         yield from self._respond(user_id, conversation_id, last_user.id, turns, lang, backend, settings)
 
     def edit_last(self, user_id: int, conversation_id: str, text: str, settings: ChatSettings) -> Updates:
@@ -175,10 +182,9 @@ class ChatService:
         if last is None or last.role != "assistant" or last.status != "interrupted":
             raise InputRejected("nothing_to_continue", "there is no interrupted reply to continue")
         last_user = _last(rows, "user")
-        backend = self._backend_for(user_id, conversation_id, settings)
-        lang = self._reply_language(
-            user_id, conversation_id, last_user.content if last_user else "", settings
-        )
+        conversation = self.repo.get_conversation(user_id, conversation_id)
+        backend = self._backend_for(conversation, settings)
+        lang = self._reply_language(user_id, conversation, last_user.content if last_user else "", settings)
         started = time.monotonic()
         base = ChatUpdate(
             conversation_id=conversation_id,
@@ -371,30 +377,28 @@ class ChatService:
         while len(kept) > 1 and kept[0]["role"] != "user":
             kept.pop(0)
         messages: list[ChatMessage] = [{"role": "system", "content": system}, *kept]
-        room = window - backend.count_message_tokens(messages)
         return _Prompt(
             messages=messages,
             dropped_turns=len(turns) - len(kept),
-            max_tokens=max(1, min(settings.max_tokens, room)),
+            max_tokens=_reply_room(backend, messages, used, settings.max_tokens),
         )
 
     # -- helpers ------------------------------------------------------------
 
-    def _backend_for(self, user_id: int, conversation_id: str | None, settings: ChatSettings) -> ChatBackend:
+    def _backend_for(self, conversation: ConversationRow | None, settings: ChatSettings) -> ChatBackend:
         name = settings.backend
-        if not name and conversation_id:
-            name = self.repo.get_conversation(user_id, conversation_id).backend or None
+        if not name and conversation is not None:
+            name = conversation.backend or None
         return self.backends.get(name)
 
     def _reply_language(
         self,
         user_id: int,
-        conversation_id: str,
+        conversation: ConversationRow,
         text: str,
         settings: ChatSettings,
     ) -> str:
         """The language the reply is asked to be in; an explicit setting becomes the conversation's policy."""
-        conversation = self.repo.get_conversation(user_id, conversation_id)
         previous = conversation.language if conversation.language in language.SUPPORTED else None
         policy = settings.reply_language or conversation.reply_language or "auto"
         lang = language.resolve_reply_language(policy, text, previous)
@@ -404,7 +408,7 @@ class ChatService:
         if settings.reply_language and settings.reply_language != conversation.reply_language:
             changes["reply_language"] = settings.reply_language
         if changes:
-            self.repo.update_conversation(user_id, conversation_id, **changes)
+            self.repo.update_conversation(user_id, conversation.id, **changes)
         return lang
 
     def _maybe_title(
@@ -492,6 +496,20 @@ def _system_text(custom: str, lang: str, context: str = "") -> str:
     if context:
         base = f"{base}\n\n{context}"
     return f"{base}\n\n{language.reply_instruction(lang)}"
+
+
+def _reply_room(backend: ChatBackend, messages: Sequence[ChatMessage], counted: int, wanted: int) -> int:
+    """max_tokens for the reply: the setting, cut to what the window has left when that is tight.
+
+    `counted` sums the messages' own tokens and per-message overhead. Only when that plus a
+    generous template slack leaves too little room is the templated prompt counted exactly: a
+    remote server's count is a round trip before the first token.
+    """
+    slack = TEMPLATE_SLACK_TOKENS + TEMPLATE_SLACK_PER_MESSAGE * len(messages)
+    if counted + slack + wanted <= backend.context_window:
+        return wanted
+    room = backend.context_window - backend.count_message_tokens(messages)
+    return max(1, min(wanted, room))
 
 
 def _model_of(backend: ChatBackend) -> str:

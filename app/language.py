@@ -9,6 +9,7 @@ conversation's previous language.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import threading
 import unicodedata
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langdetect.detector import Detector
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
@@ -232,11 +234,13 @@ def _script_shares(cleaned: str) -> dict[str, float]:
 
 _factory: Any = None
 _factory_lock = threading.Lock()
+# Positions of the supported languages in langdetect's profile list, in the list's order.
+_columns: tuple[tuple[int, str], ...] = ()
 
 
 def _get_factory() -> Any:
     """Load langdetect's profiles once (about 0.4 s), safely when several threads ask at once."""
-    global _factory
+    global _factory, _columns
     if _factory is None:
         with _factory_lock:
             if _factory is None:
@@ -245,12 +249,54 @@ def _get_factory() -> Any:
                 factory = DetectorFactory()
                 factory.load_profile(PROFILES_DIRECTORY)
                 factory.set_seed(0)
+                _columns = tuple((i, lang) for i, lang in enumerate(factory.langlist) if lang in SUPPORTED)
                 _factory = factory
     return _factory
 
 
-def _langdetect(text: str, restrict: bool = True) -> dict[str, float]:
-    """langdetect's probabilities, restricted to SUPPORTED by a prior; {} when it finds no features."""
+def _langdetect(text: str) -> dict[str, float]:
+    """langdetect's probabilities with a prior on SUPPORTED only; {} when it finds no features.
+
+    This is langdetect's own sampling loop, seed and constants, run over the supported columns
+    alone. With a zero prior the other 47 languages stay at zero through every multiplication
+    and normalization, so dropping them gives the same numbers (a test compares them with the
+    library's) for a third of the CPU (5.6 → 1.7 ms on a 4-word message).
+    """
+    factory = _get_factory()
+    detector = factory.create()
+    detector.append(text.lower() if text.isupper() else text)
+    detector.cleaning_text()
+    ngrams = detector._extract_ngrams()
+    if not ngrams:
+        return {}
+    table = {w: [factory.word_lang_prob_map[w][i] for i, _ in _columns] for w in set(ngrams)}
+    totals = [0.0] * len(_columns)
+    rng = detector.random
+    rng.seed(detector.seed)
+    choice = rng.choice
+    for _ in range(detector.n_trial):
+        prob = [1.0 / len(_columns)] * len(_columns)
+        weight = (detector.alpha + rng.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH) / Detector.BASE_FREQ
+        factors = {w: [weight + q for q in row] for w, row in table.items()}
+        i = 0
+        while True:
+            prob = list(map(operator.mul, prob, factors[choice(ngrams)]))
+            if i % 5 == 0:
+                total = sum(prob)
+                prob = [p / total for p in prob]
+                if max(prob) > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
+                    break
+            i += 1
+        totals = [t + p / detector.n_trial for t, p in zip(totals, prob, strict=True)]
+    probs: dict[str, float] = {}
+    for (_, lang), p in zip(_columns, totals, strict=True):
+        if p > Detector.PROB_THRESHOLD:
+            probs[lang] = probs.get(lang, 0.0) + p
+    return probs
+
+
+def library_langdetect(text: str, restrict: bool = True) -> dict[str, float]:
+    """langdetect itself (optionally with the SUPPORTED prior): the reference for _langdetect."""
     detector = _get_factory().create()
     if restrict:
         detector.set_prior_map(dict.fromkeys(SUPPORTED, 1.0))
@@ -268,7 +314,7 @@ def _langdetect(text: str, restrict: bool = True) -> dict[str, float]:
 
 def raw_langdetect(text: str) -> str | None:
     """Seeded but unrestricted langdetect, for comparison in benchmarks; None when it cannot tell."""
-    probs = _langdetect(text, restrict=False)
+    probs = library_langdetect(text, restrict=False)
     return max(probs, key=probs.__getitem__) if probs else None
 
 

@@ -9,8 +9,10 @@ them (llama_cpp.server), the client falls back and says so in ``info().extra``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,6 +45,9 @@ HEALTH_TIMEOUT_S = 10.0
 # the server rejects it after tokenizing, before any model work.
 CONTEXT_PROBE_TOKENS = 1 << 20
 MAX_MESSAGE_CHARS = 300
+# Token counts remembered per backend. Every turn re-counts the whole history to fit it in the
+# window; remembered, a turn asks the server only about its new message and the last reply.
+TOKEN_COUNT_CACHE_SIZE = 4096
 
 # vLLM and llama_cpp.server phrase context overflows in several ways across versions.
 _OVERFLOW_PATTERNS = (
@@ -142,6 +147,7 @@ class OpenAICompatBackend(ChatBackend):
         self._context_source = ""
         self._tokenizer: str | None = None  # "vllm" | "llamacpp" | "estimate"
         self._usage_source = ""
+        self._counts = _BoundedCache(TOKEN_COUNT_CACHE_SIZE)
         timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         # One pooled client shared by every thread; the pool must exceed the
         # number of concurrent streams or requests would queue inside httpx.
@@ -224,7 +230,12 @@ class OpenAICompatBackend(ChatBackend):
         kind = self._tokenizer_kind()
         if kind == "estimate":
             return self._estimate(text)
-        return self._count_remote(kind, text)
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        count = self._counts.get(key)
+        if count is None:
+            count = self._count_remote(kind, text)
+            self._counts.put(key, count)
+        return count
 
     def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
         if self._tokenizer_kind() == "vllm":
@@ -490,6 +501,29 @@ class OpenAICompatBackend(ChatBackend):
             prompt_tokens=prompt,
             context_window=window,
         )
+
+
+class _BoundedCache:
+    """A thread-safe least-recently-used map of digests to token counts."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> int | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: bytes, value: int) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
 
 
 def _room_for_output(exc: ContextOverflow) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import closing
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from app import chat as chat_module
 from app.chat import ChatSettings, InputRejected, clean_title
 from app.core import App
+from backends.base import ChatMessage
 from backends.scripted import ScriptedBackend
 from tests.conftest import make_app
 
@@ -119,6 +121,33 @@ def test_old_turns_are_dropped_to_fit_and_counted(db_url: str) -> None:
     assert prompt[1]["role"] == "user", "a trimmed history starts with a user turn"
     assert prompt[-1]["content"].startswith("message 11")
     assert backend.count_message_tokens(prompt) <= 300
+    app.close()
+
+
+class _WholePromptCounter(ScriptedBackend):
+    """Counts how often the whole templated prompt is counted (a round trip on a remote server)."""
+
+    def __init__(self, context_window: int) -> None:
+        super().__init__(context_window=context_window)
+        self.whole_prompt_counts = 0
+
+    def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        self.whole_prompt_counts += 1
+        return super().count_message_tokens(messages)
+
+
+def test_the_whole_prompt_is_counted_only_when_the_reply_room_is_tight(db_url: str) -> None:
+    app = make_app(db_url, ScriptedBackend())
+    turns: list[ChatMessage] = [{"role": "user", "content": "word " * 150}]
+    roomy = _WholePromptCounter(context_window=8192)
+    prompt = app.chat.build_prompt(roomy, turns, "en", ChatSettings(max_tokens=300))
+    assert prompt.max_tokens == 300 and roomy.whole_prompt_counts == 0
+
+    tight = _WholePromptCounter(context_window=480)
+    prompt = app.chat.build_prompt(tight, turns, "en", ChatSettings(max_tokens=300))
+    assert tight.whole_prompt_counts == 1
+    exact = ScriptedBackend().count_message_tokens(prompt.messages)
+    assert prompt.max_tokens == 480 - exact < 300, "the reply is cut to what the window has left"
     app.close()
 
 

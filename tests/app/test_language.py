@@ -28,6 +28,7 @@ from tests.app.language_cases import (
     MARATHI_NEPALI,
     SENTENCES,
     SHORT_TURNS,
+    SHORT_TURNS_HOLDOUT,
 )
 
 SENTENCE_TARGET = 0.98
@@ -174,6 +175,25 @@ def test_unsupported_script_returns_previous() -> None:
 def test_unknown_previous_is_ignored() -> None:
     assert detect("", "ja") is None
     assert detect("", "pt-BR") == "pt"
+
+
+def test_the_supported_only_langdetect_gives_the_library_s_exact_numbers() -> None:
+    # The fast loop leaves out the zero-prior languages; every probability must still be langdetect's own.
+    texts = [
+        text
+        for cases in (SENTENCES, SHORT_TURNS, SHORT_TURNS_HOLDOUT)
+        for group in cases.values()
+        for text in group
+    ]
+    texts += [
+        *AMBIGUOUS_TURNS,
+        *MARATHI_NEPALI,
+        "Summarize the design document.",
+        "SHOUTED ENGLISH TEXT HERE",
+    ]
+    texts += ["x" * 3000, "12345 !!!", "", "Der Bericht est très intéressante, però no sé"]
+    for text in texts:
+        assert language._langdetect(text) == language.library_langdetect(text), text
 
 
 def test_deterministic_across_calls_and_threads() -> None:

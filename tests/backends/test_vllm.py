@@ -22,7 +22,13 @@ from backends.base import (
     Delta,
     GenerationOptions,
 )
-from backends.vllm import OpenAICompatBackend, is_overflow_message, normalize_base_url, overflow_error
+from backends.vllm import (
+    OpenAICompatBackend,
+    _BoundedCache,
+    is_overflow_message,
+    normalize_base_url,
+    overflow_error,
+)
 
 N_CTX = 2048  # what conftest starts llama_cpp.server with
 ServerFactory = Callable[[], tuple[str, subprocess.Popen[bytes]]]
@@ -96,6 +102,34 @@ def test_count_tokens_matches_the_in_process_tokenizer(local: OpenAICompatBacken
     # The server may add a BOS token; nothing else may differ.
     assert abs(local.count_tokens(SAMPLE_TEXT) - expected) <= 1
     assert local.count_message_tokens(user(SAMPLE_TEXT)) > expected
+
+
+def test_a_text_is_counted_by_the_server_once(
+    local: OpenAICompatBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local.count_tokens("warm up: finds which tokenize endpoint the server has")
+    paths: list[str] = []
+    request = local._request
+
+    def counting(method: str, path: str, **kwargs: object) -> object:
+        paths.append(path)
+        return request(method, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "_request", counting)
+    first = local.count_tokens(SAMPLE_TEXT)
+    assert local.count_tokens(SAMPLE_TEXT) == first
+    assert len(paths) == 1, "the second count of the same text must come from the cache"
+    local.count_tokens(SAMPLE_TEXT + " more")
+    assert len(paths) == 2, "a different text is asked about"
+
+
+def test_the_token_count_cache_forgets_the_least_recently_used() -> None:
+    cache = _BoundedCache(2)
+    cache.put(b"a", 1)
+    cache.put(b"b", 2)
+    assert cache.get(b"a") == 1  # now "b" is the oldest
+    cache.put(b"c", 3)
+    assert cache.get(b"b") is None and cache.get(b"a") == 1 and cache.get(b"c") == 3
 
 
 def test_health_is_ok(local: OpenAICompatBackend) -> None:

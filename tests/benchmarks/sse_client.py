@@ -33,10 +33,19 @@ class StreamTiming:
     output: str
 
 
-def call_streaming(client: httpx.Client, api: str, data: list[Any]) -> StreamTiming:
-    """Run one event of a streaming endpoint; raise on an `error` event."""
+def call_streaming(
+    client: httpx.Client, api: str, data: list[Any], session_hash: str | None = None
+) -> StreamTiming:
+    """Run one event of a streaming endpoint; raise on an `error` event.
+
+    `session_hash` names the caller's session, as a browser tab and gradio_client do; without it
+    every call is a session of its own, which Gradio sets up anew.
+    """
     started = time.perf_counter()
-    response = client.post(f"/gradio_api/call/{api}", json={"data": data})
+    body: dict[str, Any] = {"data": data}
+    if session_hash is not None:
+        body["session_hash"] = session_hash
+    response = client.post(f"/gradio_api/call/{api}", json=body)
     response.raise_for_status()
     event_id = response.json()["event_id"]
     first = last = 0.0

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +24,9 @@ from tests.ui.conftest import (
     stored_messages,
     wait_until,
 )
-from ui.server import QUEUE_POLL_S, set_queue_poll
+from ui.server import QUEUE_KNOBS, tune_queue
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The programmatic API contract of DESIGN.md; UI events must not add to it or rename it.
 PUBLIC_ENDPOINTS = {"/chat", "/conversations", "/conversation", "/summarize"}
@@ -75,15 +80,38 @@ def conversation(client: Client, conversation_id: str) -> dict[str, Any]:
 # -- the real embedded model ------------------------------------------------
 
 
-def test_the_idle_queue_polls_at_the_app_rate_not_every_millisecond() -> None:
-    # Fails when a Gradio upgrade renames the knob, so the CPU it saves is not lost silently.
+def test_the_queue_knobs_exist_and_are_set() -> None:
+    # Fails when a Gradio upgrade renames a knob, so the CPU it saves is not lost silently.
     import gradio as gr
 
     with gr.Blocks() as demo:
         gr.Markdown("x")
     demo.queue()
-    assert set_queue_poll(demo, QUEUE_POLL_S)
-    assert demo._queue.sleep_when_free == QUEUE_POLL_S
+    assert tune_queue(demo) == []
+    for name, value in QUEUE_KNOBS.items():
+        assert getattr(demo._queue, name) == value, name
+
+
+def test_an_absent_matplotlib_is_recorded_once_so_gradio_stops_searching_for_it() -> None:
+    # Run apart: the test process must keep its own sys.modules as it is.
+    code = """
+import importlib.util
+from ui.server import skip_absent_matplotlib
+absent = importlib.util.find_spec("matplotlib") is None
+assert skip_absent_matplotlib() is absent and skip_absent_matplotlib() is absent
+try:
+    import matplotlib  # noqa: F401
+except ImportError:
+    assert absent
+else:
+    assert not absent
+print("absent" if absent else "present")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("absent", "present")
 
 
 def test_chat_streams_a_real_reply_and_stores_it(served_local: Served, local_client: Client) -> None:
