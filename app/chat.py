@@ -129,13 +129,13 @@ class ChatService:
     def send(self, user_id: int, conversation_id: str | None, text: str, settings: ChatSettings) -> Updates:
         """Store the user's message, then stream the reply."""
         text = validate_message(text)
-        conversation = self.repo.get_conversation(user_id, conversation_id) if conversation_id else None
-        backend = self._backend_for(conversation, settings)
-        if conversation is not None:
-            conversation_id = conversation.id
-            turns = _turns(self.repo.messages(user_id, conversation_id))
+        if conversation_id:
+            conversation, rows = self.repo.conversation_with_messages(user_id, conversation_id)
+            backend = self._backend_for(conversation, settings)
+            turns = _turns(rows)
             lang = self._reply_language(user_id, conversation, text, settings)
         else:
+            backend = self._backend_for(None, settings)
             # Created with its language settled: every write saved is time to the first token.
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
@@ -153,7 +153,7 @@ class ChatService:
 
     def regenerate(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
         """Drop the last reply (complete or not) and answer the last user message again."""
-        rows = self.repo.messages(user_id, conversation_id)
+        conversation, rows = self.repo.conversation_with_messages(user_id, conversation_id)
         last_user = _last(rows, "user")
         if last_user is None:
             raise InputRejected("empty_message", "there is no message to answer")
@@ -161,7 +161,6 @@ class ChatService:
         if later:
             self.repo.delete_messages_from(user_id, conversation_id, later[0].id)
         turns = _turns([r for r in rows if r.id <= last_user.id])
-        conversation = self.repo.get_conversation(user_id, conversation_id)
         backend = self._backend_for(conversation, settings)
         lang = self._reply_language(user_id, conversation, last_user.content, settings)
         yield from self._respond(user_id, conversation_id, last_user.id, turns, lang, backend, settings)
@@ -177,12 +176,11 @@ class ChatService:
 
     def continue_last(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
         """Extend an interrupted reply in place, from where its stored text stops."""
-        rows = self.repo.messages(user_id, conversation_id)
+        conversation, rows = self.repo.conversation_with_messages(user_id, conversation_id)
         last = rows[-1] if rows else None
         if last is None or last.role != "assistant" or last.status != "interrupted":
             raise InputRejected("nothing_to_continue", "there is no interrupted reply to continue")
         last_user = _last(rows, "user")
-        conversation = self.repo.get_conversation(user_id, conversation_id)
         backend = self._backend_for(conversation, settings)
         lang = self._reply_language(user_id, conversation, last_user.content if last_user else "", settings)
         started = time.monotonic()
@@ -206,7 +204,7 @@ class ChatService:
         self.repo.checkpoint_message(user_id, last.id, last.content, status="streaming")
         yield replace(base, dropped_turns=prompt.dropped_turns)
         yield from self._stream(
-            user_id, last.id, backend, prompt, settings, base, started, prefix=last.content
+            user_id, last.id, backend, prompt, settings, base, started, last.content, len(rows) == 2
         )
 
     # -- the exchange -------------------------------------------------------
@@ -249,7 +247,9 @@ class ChatService:
         )
         base = replace(base, reply_message_id=reply_id)
         yield base
-        yield from self._stream(user_id, reply_id, backend, prompt, settings, base, started)
+        yield from self._stream(
+            user_id, reply_id, backend, prompt, settings, base, started, "", len(turns) == 1
+        )
 
     def _prompt(
         self,
@@ -273,8 +273,10 @@ class ChatService:
         settings: ChatSettings,
         base: ChatUpdate,
         started: float,
-        prefix: str = "",
+        prefix: str,
+        first_exchange: bool,
     ) -> Updates:
+        """Stream the reply into storage; a conversation's first exchange is then given a title."""
         options = GenerationOptions(
             max_tokens=prompt.max_tokens, temperature=settings.temperature, seed=settings.seed
         )
@@ -321,6 +323,8 @@ class ChatService:
             if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
                 self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
         yield update
+        if not first_exchange:
+            return
         title = self._maybe_title(user_id, base.conversation_id, backend, base.language, prompt.messages)
         if title:
             yield replace(update, title=title)

@@ -416,6 +416,9 @@ def _combine(cleaned: str, tokens: list[str]) -> _Analysis:
     if words < SHORT_WORDS:
         lang, confidence = _short_winner(lexicon, lambda: _langdetect(cleaned))
         return _Analysis(lang, confidence, words, False, lexicon)
+    decided = _lexicon_decides(lexicon)
+    if decided is not None:
+        return _Analysis(decided[0], decided[1], words, False, lexicon)
     probs = _langdetect(cleaned)
     combined = {lang: lexicon.get(lang, 0.0) + probs.get(lang, 0.0) for lang in SUPPORTED}
     total = sum(combined.values())
@@ -426,6 +429,23 @@ def _combine(cleaned: str, tokens: list[str]) -> _Analysis:
     if not any(lexicon.values()):
         confidence /= 2  # langdetect alone on a few words is overconfident ("tell me more" → it, 1.0)
     return _Analysis(best, confidence, words, False, lexicon)
+
+
+def _lexicon_decides(lexicon: Mapping[str, float]) -> tuple[str, float] | None:
+    """The lexicon's leader and a confidence floor when langdetect's vote cannot change the outcome.
+
+    langdetect adds one vote in all, spread over the languages. A lead of a whole word keeps the
+    leader ahead whatever that vote says, and a leader that holds half the votes even after it
+    clears MIN_CONFIDENCE; then the 2 ms langdetect costs on a few words buys nothing.
+    """
+    ranked = sorted(lexicon.items(), key=lambda item: item[1], reverse=True)
+    if not ranked:
+        return None
+    (lang, top), runner_up = ranked[0], ranked[1][1] if len(ranked) > 1 else 0.0
+    floor = top / (sum(lexicon.values()) + 1.0)
+    if top - runner_up < 1.0 or floor < MIN_CONFIDENCE:
+        return None
+    return lang, floor
 
 
 def _short_winner(

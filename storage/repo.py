@@ -264,10 +264,12 @@ class Repository:
 
     def get_conversation(self, user_id: int, cid: str) -> ConversationRow:
         with self.db.session() as s:
-            row = s.execute(select(*_CONVERSATION_COLUMNS).where(_owned(user_id, cid))).first()
-        if row is None:
-            raise NotFound(_NO_CONVERSATION)
-        return ConversationRow(*row)
+            return _conversation(s, user_id, cid)
+
+    def conversation_with_messages(self, user_id: int, cid: str) -> tuple[ConversationRow, list[MessageRow]]:
+        """Both in one transaction: what a new turn reads before its first token."""
+        with self.db.session() as s:
+            return _conversation(s, user_id, cid), _messages(s, cid)
 
     def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
         self._update_conversation(user_id, cid, {"title": clean_text(title)})
@@ -305,8 +307,7 @@ class Repository:
     def messages(self, user_id: int, cid: str) -> list[MessageRow]:
         with self.db.session() as s:
             _require_conversation(s, user_id, cid)
-            stmt = select(*_MESSAGE_COLUMNS).where(Message.conversation_id == cid).order_by(Message.id)
-            return [MessageRow(*row) for row in s.execute(stmt)]
+            return _messages(s, cid)
 
     def add_message(
         self,
@@ -522,6 +523,19 @@ def _execute(session: Session, statement: Any) -> int:
     result = session.execute(statement, execution_options={"synchronize_session": False})
     assert isinstance(result, CursorResult)  # always, for UPDATE and DELETE
     return int(result.rowcount)
+
+
+def _conversation(session: Session, user_id: int, cid: str) -> ConversationRow:
+    row = session.execute(select(*_CONVERSATION_COLUMNS).where(_owned(user_id, cid))).first()
+    if row is None:
+        raise NotFound(_NO_CONVERSATION)
+    return ConversationRow(*row)
+
+
+def _messages(session: Session, cid: str) -> list[MessageRow]:
+    """A conversation's messages, oldest first; the caller has checked its owner."""
+    stmt = select(*_MESSAGE_COLUMNS).where(Message.conversation_id == cid).order_by(Message.id)
+    return [MessageRow(*row) for row in session.execute(stmt)]
 
 
 def _require_conversation(session: Session, user_id: int, cid: str) -> None:

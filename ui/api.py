@@ -33,7 +33,8 @@ def register(handlers: Handlers) -> None:
                 for update in throttled(stream, urgent=lambda u: u.urgent):
                     if update.status == "error":
                         raise user_error(update.error or "the backend failed")
-                    yield update.reply
+                    if update.reply or update.done:  # "" before the first token tells a client nothing
+                        yield update.reply
         except InputRejected as exc:
             raise user_error(str(exc)) from exc
         except NotFound as exc:

@@ -196,6 +196,34 @@ def test_the_supported_only_langdetect_gives_the_library_s_exact_numbers() -> No
         assert language._langdetect(text) == language.library_langdetect(text), text
 
 
+def test_a_lexicon_lead_decides_exactly_as_langdetect_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [
+        *(
+            t
+            for cases in (SENTENCES, SHORT_TURNS, SHORT_TURNS_HOLDOUT)
+            for group in cases.values()
+            for t in group
+        ),
+        "Summarize the design document.",
+        "Can you explain this code",
+        "Fasse das Dokument bitte zusammen",
+        "Explain tensor parallelism to me please",
+        "Je ne sais pas quoi faire",
+        "the der le il o el la",
+    ]
+    mid_length = [t for t in texts if language.SHORT_WORDS <= len(t.split()) < language.LONG_WORDS]
+    histories = [None, *SUPPORTED]
+    shortcut = [detect(text, previous) for text in mid_length for previous in histories]
+    decided = [language._analyse(text) for text in mid_length]
+    monkeypatch.setattr(language, "_lexicon_decides", lambda _lexicon: None)
+    assert [detect(text, previous) for text in mid_length for previous in histories] == shortcut
+    with_langdetect = [language._analyse(text) for text in mid_length]
+    # The shortcut's confidence is a floor of the full one, so MIN_CONFIDENCE decisions agree.
+    for fast, full in zip(decided, with_langdetect, strict=True):
+        assert fast.lang == full.lang and fast.confidence <= full.confidence + 1e-12
+    assert sum(f.confidence != w.confidence for f, w in zip(decided, with_langdetect, strict=True)) >= 4
+
+
 def test_deterministic_across_calls_and_threads() -> None:
     texts = [t for lang in SUPPORTED for t in (SENTENCES[lang][0], SHORT_TURNS[lang][0])]
     first = [detect_with_confidence(t) for t in texts]
