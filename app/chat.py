@@ -147,9 +147,14 @@ class ChatService:
                 reply_language=settings.reply_language or "auto",
             )
             turns = []
-        user_message_id = self.repo.add_message(user_id, conversation_id, "user", text)
+        # The message and its empty reply in one transaction: a write fewer before the first token.
+        user_message_id, reply_id = self.repo.add_exchange(
+            user_id, conversation_id, text, backend=backend.name, model=_model_of(backend)
+        )
         turns.append({"role": "user", "content": text})
-        yield from self._respond(user_id, conversation_id, user_message_id, turns, lang, backend, settings)
+        yield from self._respond(
+            user_id, conversation_id, user_message_id, turns, lang, backend, settings, reply_id
+        )
 
     def regenerate(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
         """Drop the last reply (complete or not) and answer the last user message again."""
@@ -218,7 +223,9 @@ class ChatService:
         lang: str,
         backend: ChatBackend,
         settings: ChatSettings,
+        reply_id: int | None = None,
     ) -> Updates:
+        """Answer the last turn into `reply_id`, an empty streaming reply (created here when None)."""
         started = time.monotonic()
         base = ChatUpdate(
             conversation_id=conversation_id,
@@ -232,19 +239,24 @@ class ChatService:
         )
         try:
             prompt = self._prompt(user_id, conversation_id, turns, lang, backend, settings)
-        except BackendError as exc:
+        except BaseException as exc:
+            if reply_id is not None:  # no reply will come: the user's message stays alone
+                self.repo.delete_messages_from(user_id, conversation_id, reply_id)
+            if not isinstance(exc, BackendError):
+                raise
             yield self._failed(base, exc, lang, started)
             return
         base = replace(base, dropped_turns=prompt.dropped_turns)
-        reply_id = self.repo.add_message(
-            user_id,
-            conversation_id,
-            "assistant",
-            "",
-            status="streaming",
-            backend=backend.name,
-            model=_model_of(backend),
-        )
+        if reply_id is None:
+            reply_id = self.repo.add_message(
+                user_id,
+                conversation_id,
+                "assistant",
+                "",
+                status="streaming",
+                backend=backend.name,
+                model=_model_of(backend),
+            )
         base = replace(base, reply_message_id=reply_id)
         yield base
         yield from self._stream(

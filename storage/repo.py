@@ -343,6 +343,34 @@ class Repository:
             s.flush()
             return message.id
 
+    def add_exchange(self, user_id: int, cid: str, text: str, *, backend: str, model: str) -> tuple[int, int]:
+        """A user message and its empty streaming reply, in one transaction; returns both ids."""
+        now = utcnow()
+        question = Message(
+            conversation_id=cid,
+            role="user",
+            content=clean_text(text),
+            status="complete",
+            created_at=now,
+            updated_at=now,
+        )
+        reply = Message(
+            conversation_id=cid,
+            role="assistant",
+            content="",
+            status="streaming",
+            backend=backend,
+            model=model,
+            created_at=now,
+            updated_at=now,
+        )
+        with self.db.session() as s:
+            _bump_conversation(s, user_id, cid, now)  # the ownership check, and the write lock
+            for message in (question, reply):  # one at a time: the reply's id follows the question's
+                s.add(message)
+                s.flush()
+            return question.id, reply.id
+
     def checkpoint_message(
         self,
         user_id: int,

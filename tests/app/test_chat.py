@@ -151,6 +151,21 @@ def test_the_whole_prompt_is_counted_only_when_the_reply_room_is_tight(db_url: s
     app.close()
 
 
+class _BrokenCounter(ScriptedBackend):
+    def count_tokens(self, text: str) -> int:
+        raise RuntimeError("tokenizer bug")
+
+
+def test_an_unexpected_error_before_the_reply_leaves_the_message_alone(db_url: str) -> None:
+    app = make_app(db_url, _BrokenCounter())
+    with pytest.raises(RuntimeError, match="tokenizer bug"):
+        run(app, "hello there")
+    cid = app.repo.list_conversations(app.local_user_id())[0].id
+    rows = app.repo.messages(app.local_user_id(), cid)
+    assert [(r.role, r.content) for r in rows] == [("user", "hello there")], "no empty reply is left behind"
+    app.close()
+
+
 def test_a_message_larger_than_the_context_is_an_overflow_error(db_url: str) -> None:
     app = make_app(db_url, ScriptedBackend(context_window=200))
     final = run(app, "word " * 500)[-1]

@@ -101,10 +101,11 @@ def app_streams(url: str, n: int) -> AppStreams:
         )
         app = App.open(settings)
         user = app.local_user_id()
-        # Conversations that already had an exchange, so that no title request rides along.
+        # Conversations that already had an exchange, so that no title request rides along, and
+        # with the language that exchange settled, as the app would have stored it.
         cids = []
         for i in range(n + 1):
-            cid = app.repo.create_conversation(user, title=f"c{i}", backend="vllm")
+            cid = app.repo.create_conversation(user, title=f"c{i}", backend="vllm", language="en")
             app.repo.add_message(user, cid, "user", "hello")
             app.repo.add_message(user, cid, "assistant", "hi")
             cids.append(cid)

@@ -213,6 +213,11 @@ def service_attempts(tally: Tally, served: Served, alice_cid: str, pdf: Path) ->
     tally.attempt("repo delete", lambda: app.repo.delete_conversation(bob, alice_cid), refused=True)
     tally.attempt("repo add_message", lambda: app.repo.add_message(bob, alice_cid, "user", "x"), refused=True)
     tally.attempt(
+        "repo add_exchange",
+        lambda: app.repo.add_exchange(bob, alice_cid, "x", backend="b", model="m"),
+        refused=True,
+    )
+    tally.attempt(
         "repo checkpoint",
         lambda: app.repo.checkpoint_message(bob, alice_message, "x", status="complete"),
         refused=True,

@@ -131,6 +131,28 @@ def test_append_messages_in_order(repo: Repository, alice: int) -> None:
     assert repo.get_conversation(alice, cid).updated_at > before
 
 
+def test_an_exchange_is_the_message_then_its_empty_streaming_reply(repo: Repository, alice: int) -> None:
+    cid = repo.create_conversation(alice)
+    before = repo.get_conversation(alice, cid).updated_at
+    time.sleep(0.002)
+    question, reply = repo.add_exchange(alice, cid, "Bonjour", backend="vllm", model="llama")
+    rows = repo.messages(alice, cid)
+    assert [(m.id, m.role, m.content, m.status) for m in rows] == [
+        (question, "user", "Bonjour", "complete"),
+        (reply, "assistant", "", "streaming"),
+    ]
+    assert (rows[1].backend, rows[1].model) == ("vllm", "llama")
+    assert repo.get_conversation(alice, cid).updated_at > before
+
+
+def test_an_exchange_in_someone_else_s_conversation_writes_nothing(repo: Repository, alice: int) -> None:
+    bob = repo.ensure_user("bob")
+    cid = repo.create_conversation(alice)
+    with pytest.raises(NotFound):
+        repo.add_exchange(bob, cid, "hi", backend="vllm", model="llama")
+    assert repo.messages(alice, cid) == []
+
+
 def test_add_message_rejects_unknown_status(repo: Repository, alice: int) -> None:
     cid = repo.create_conversation(alice)
     with pytest.raises(ValueError):
