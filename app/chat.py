@@ -129,11 +129,13 @@ class ChatService:
     def send(self, user_id: int, conversation_id: str | None, text: str, settings: ChatSettings) -> Updates:
         """Store the user's message, then stream the reply."""
         text = validate_message(text)
+        documents: list[str] = []
         if conversation_id:
-            conversation, rows = self.repo.conversation_with_messages(user_id, conversation_id)
-            backend = self._backend_for(conversation, settings)
-            turns = _turns(rows)
-            lang = self._reply_language(user_id, conversation, text, settings)
+            state = self.repo.turn_state(user_id, conversation_id)
+            backend = self._backend_for(state.conversation, settings)
+            turns = _turns(state.messages)
+            documents = state.documents
+            lang = self._reply_language(user_id, state.conversation, text, settings)
         else:
             backend = self._backend_for(None, settings)
             # Created with its language settled: every write saved is time to the first token.
@@ -153,12 +155,13 @@ class ChatService:
         )
         turns.append({"role": "user", "content": text})
         yield from self._respond(
-            user_id, conversation_id, user_message_id, turns, lang, backend, settings, reply_id
+            user_id, conversation_id, user_message_id, turns, documents, lang, backend, settings, reply_id
         )
 
     def regenerate(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
         """Drop the last reply (complete or not) and answer the last user message again."""
-        conversation, rows = self.repo.conversation_with_messages(user_id, conversation_id)
+        state = self.repo.turn_state(user_id, conversation_id)
+        rows = state.messages
         last_user = _last(rows, "user")
         if last_user is None:
             raise InputRejected("empty_message", "there is no message to answer")
@@ -166,9 +169,11 @@ class ChatService:
         if later:
             self.repo.delete_messages_from(user_id, conversation_id, later[0].id)
         turns = _turns([r for r in rows if r.id <= last_user.id])
-        backend = self._backend_for(conversation, settings)
-        lang = self._reply_language(user_id, conversation, last_user.content, settings)
-        yield from self._respond(user_id, conversation_id, last_user.id, turns, lang, backend, settings)
+        backend = self._backend_for(state.conversation, settings)
+        lang = self._reply_language(user_id, state.conversation, last_user.content, settings)
+        yield from self._respond(
+            user_id, conversation_id, last_user.id, turns, state.documents, lang, backend, settings
+        )
 
     def edit_last(self, user_id: int, conversation_id: str, text: str, settings: ChatSettings) -> Updates:
         """Replace the last user message (and drop what followed it), then answer it."""
@@ -181,13 +186,16 @@ class ChatService:
 
     def continue_last(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
         """Extend an interrupted reply in place, from where its stored text stops."""
-        conversation, rows = self.repo.conversation_with_messages(user_id, conversation_id)
+        state = self.repo.turn_state(user_id, conversation_id)
+        rows = state.messages
         last = rows[-1] if rows else None
         if last is None or last.role != "assistant" or last.status != "interrupted":
             raise InputRejected("nothing_to_continue", "there is no interrupted reply to continue")
         last_user = _last(rows, "user")
-        backend = self._backend_for(conversation, settings)
-        lang = self._reply_language(user_id, conversation, last_user.content if last_user else "", settings)
+        backend = self._backend_for(state.conversation, settings)
+        lang = self._reply_language(
+            user_id, state.conversation, last_user.content if last_user else "", settings
+        )
         started = time.monotonic()
         base = ChatUpdate(
             conversation_id=conversation_id,
@@ -202,7 +210,7 @@ class ChatService:
         turns = _turns(rows)
         turns.append({"role": "user", "content": CONTINUE_PROMPT})
         try:
-            prompt = self._prompt(user_id, conversation_id, turns, lang, backend, settings)
+            prompt = self._prompt(turns, state.documents, lang, backend, settings)
         except BackendError as exc:
             yield self._failed(base, exc, lang, started)
             return
@@ -220,6 +228,7 @@ class ChatService:
         conversation_id: str,
         user_message_id: int,
         turns: list[ChatMessage],
+        documents: list[str],
         lang: str,
         backend: ChatBackend,
         settings: ChatSettings,
@@ -238,7 +247,7 @@ class ChatService:
             model=_model_of(backend),
         )
         try:
-            prompt = self._prompt(user_id, conversation_id, turns, lang, backend, settings)
+            prompt = self._prompt(turns, documents, lang, backend, settings)
         except BaseException as exc:
             if reply_id is not None:  # no reply will come: the user's message stays alone
                 self.repo.delete_messages_from(user_id, conversation_id, reply_id)
@@ -265,15 +274,14 @@ class ChatService:
 
     def _prompt(
         self,
-        user_id: int,
-        conversation_id: str,
         turns: list[ChatMessage],
+        documents: list[str],
         lang: str,
         backend: ChatBackend,
         settings: ChatSettings,
     ) -> _Prompt:
         question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
-        context = self.documents.context(user_id, conversation_id, question, backend)
+        context = self.documents.context(documents, question, backend)
         return self.build_prompt(backend, turns, lang, settings, context)
 
     def _stream(

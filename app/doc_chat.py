@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 from app import language
@@ -163,9 +163,11 @@ class DocumentService:
 
     # -- follow-up questions ----------------------------------------------------
 
-    def context(self, user_id: int, conversation_id: str, question: str, backend: ChatBackend) -> str:
-        """Document text for the system prompt of a follow-up question ("" when none is attached)."""
-        hashes = self.repo.conversation_documents(user_id, conversation_id)
+    def context(self, hashes: Sequence[str], question: str, backend: ChatBackend) -> str:
+        """Document text for the system prompt of a follow-up question ("" when none is attached).
+
+        `hashes` are a conversation's attached documents, read with its owner checked.
+        """
         if not hashes:
             return ""
         effective = effective_context(backend)
@@ -188,7 +190,7 @@ class DocumentService:
                 self._token_cache[key] = tokens
         return fenced, tokens
 
-    def _retrieved(self, hashes: list[str], question: str, backend: ChatBackend, budget: int) -> str:
+    def _retrieved(self, hashes: Sequence[str], question: str, backend: ChatBackend, budget: int) -> str:
         found: list[str] = []
         used = 0
         for sha256 in hashes:

@@ -63,6 +63,15 @@ class ConversationRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnState:
+    """What a new turn reads before its first token, in one transaction."""
+
+    conversation: ConversationRow
+    messages: list[MessageRow]
+    documents: list[str]  # sha256s of the attached documents, in attachment order
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRow:
     id: int
     conversation_id: str
@@ -266,10 +275,9 @@ class Repository:
         with self.db.session() as s:
             return _conversation(s, user_id, cid)
 
-    def conversation_with_messages(self, user_id: int, cid: str) -> tuple[ConversationRow, list[MessageRow]]:
-        """Both in one transaction: what a new turn reads before its first token."""
+    def turn_state(self, user_id: int, cid: str) -> TurnState:
         with self.db.session() as s:
-            return _conversation(s, user_id, cid), _messages(s, cid)
+            return TurnState(_conversation(s, user_id, cid), _messages(s, cid), _documents(s, cid))
 
     def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
         self._update_conversation(user_id, cid, {"title": clean_text(title)})
@@ -480,14 +488,9 @@ class Repository:
 
     def conversation_documents(self, user_id: int, cid: str) -> list[str]:
         """sha256s of the documents attached to the conversation, in attachment order."""
-        stmt = (
-            select(ConversationDocument.sha256)
-            .where(ConversationDocument.conversation_id == cid)
-            .order_by(ConversationDocument.created_at, ConversationDocument.sha256)
-        )
         with self.db.session() as s:
             _require_conversation(s, user_id, cid)
-            return list(s.scalars(stmt))
+            return _documents(s, cid)
 
     def document_pages(self, sha256: str) -> list[str]:
         """Page texts in order (index i is page i + 1); empty for an unknown hash."""
@@ -564,6 +567,16 @@ def _messages(session: Session, cid: str) -> list[MessageRow]:
     """A conversation's messages, oldest first; the caller has checked its owner."""
     stmt = select(*_MESSAGE_COLUMNS).where(Message.conversation_id == cid).order_by(Message.id)
     return [MessageRow(*row) for row in session.execute(stmt)]
+
+
+def _documents(session: Session, cid: str) -> list[str]:
+    """sha256s attached to a conversation, in attachment order; the caller has checked its owner."""
+    stmt = (
+        select(ConversationDocument.sha256)
+        .where(ConversationDocument.conversation_id == cid)
+        .order_by(ConversationDocument.created_at, ConversationDocument.sha256)
+    )
+    return list(session.scalars(stmt))
 
 
 def _require_conversation(session: Session, user_id: int, cid: str) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from backends.base import ChatMessage, GenerationOptions
 from backends.vllm import OpenAICompatBackend
 from tests.benchmarks.common import Row, markdown_table
 from tests.benchmarks.sim_server import start_simulator, stop_simulator
+from tests.benchmarks.sse_client import StreamTiming
 
 __all__ = ["Row", "run", "start_simulator", "stop_simulator"]
 
@@ -23,6 +26,7 @@ TOKENS = 200
 # The app's default max_tokens: a full-length reply, over which each request's setup is spread.
 LONG_TOKENS = 1024
 STREAMS = 32
+BURSTS = 3  # the app path is timed this many times, the median reported: a 2-core machine is noisy
 TARGET = 0.9
 MESSAGES: list[ChatMessage] = [{"role": "user", "content": "Summarize the design document."}]
 
@@ -83,8 +87,11 @@ class AppStreams:
     first_token_s: float  # median time to first token of the n chats (setup, queued on the CPU)
 
 
-def app_streams(url: str, n: int) -> AppStreams:
-    """Single and n-stream tok/s through the whole app, served by `llamadesk serve` in its own process."""
+def app_streams(url: str, n: int, repeats: int = BURSTS) -> AppStreams:
+    """Single and n-stream tok/s through the whole app, served by `llamadesk serve` in its own process.
+
+    The n chats start together `repeats` times; the median burst is reported.
+    """
     import statistics
     import tempfile
 
@@ -92,7 +99,7 @@ def app_streams(url: str, n: int) -> AppStreams:
 
     from app.config import BackendSpec, Settings
     from app.core import App
-    from tests.benchmarks.sse_client import StreamTiming, call_streaming, served_app
+    from tests.benchmarks.sse_client import call_streaming, served_app
 
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{tmp}/bench.db"
@@ -116,42 +123,51 @@ def app_streams(url: str, n: int) -> AppStreams:
             for client in clients:  # the page load: the conversation list, in the user's session
                 call_streaming(client, "conversations", [], session_hash=sessions[id(client)])
 
-            timings: dict[str, StreamTiming] = {}
-
             def timed(client: httpx.Client, cid: str) -> StreamTiming:
                 message = ["Summarize the design document.", cid]
-                timings[cid] = call_streaming(client, "chat", message, session_hash=sessions[id(client)])
-                return timings[cid]
+                return call_streaming(client, "chat", message, session_hash=sessions[id(client)])
 
             def tokens(cid: str) -> int:
                 return app.repo.messages(user, cid)[-1].completion_tokens or 0
 
             try:
                 timed(clients[0], cids[n])  # warm-up
-                one = timed(clients[0], cids[n])
-                single = tokens(cids[n]) / (one.ended - one.started)
-                gate = threading.Barrier(n)
-
-                def worker(i: int) -> None:
-                    gate.wait()
-                    timed(clients[i], cids[i])
-
-                threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                alone = timed(clients[0], cids[n])
+                single = tokens(cids[n]) / (alone.ended - alone.started)
+                bursts = [_burst(clients, cids[:n], timed, tokens) for _ in range(repeats)]
             finally:
                 for client in clients:
                     client.close()
-            together = [timings[c] for c in cids[:n]]
-            wall = max(t.ended for t in together) - min(t.started for t in together)
-            aggregate = sum(tokens(c) for c in cids[:n]) / wall
         app.close()
-    alone = timings[cids[n]]
+    # The median burst by aggregate rate, reported whole so its rows agree with each other.
+    aggregate, together = sorted(bursts, key=lambda b: b[0])[len(bursts) // 2]
     streaming = statistics.median(t.last - t.first for t in together) / (alone.last - alone.first)
     first_token = statistics.median(t.first - t.started for t in together)
     return AppStreams(single, aggregate, streaming, first_token)
+
+
+def _burst(
+    clients: list[Any],
+    cids: list[str],
+    timed: Callable[[Any, str], StreamTiming],
+    tokens: Callable[[str], int],
+) -> tuple[float, list[StreamTiming]]:
+    """All chats at once, one per client; returns the aggregate tok/s and each chat's timing."""
+    gate = threading.Barrier(len(cids))
+    together: dict[str, StreamTiming] = {}
+
+    def worker(client: Any, cid: str) -> None:
+        gate.wait()
+        together[cid] = timed(client, cid)
+
+    threads = [threading.Thread(target=worker, args=pair) for pair in zip(clients, cids, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    timings = [together[c] for c in cids]
+    wall = max(t.ended for t in timings) - min(t.started for t in timings)
+    return sum(tokens(c) for c in cids) / wall, timings
 
 
 def run() -> list[Row]:
@@ -167,7 +183,7 @@ def run() -> list[Row]:
         stop_simulator(proc)
     long_url, long_proc = start_simulator(RATE_TOK_S, LONG_TOKENS)
     try:
-        long = app_streams(long_url, STREAMS)
+        long = app_streams(long_url, STREAMS, repeats=1)
     finally:
         stop_simulator(long_proc)
     ratio = aggregate / (STREAMS * single)
@@ -194,7 +210,7 @@ def run() -> list[Row]:
             "ratio",
             target=f">= {TARGET}",
             met=app_ratio >= TARGET,
-            note="simulator; HTTP/SSE → Gradio queue → ChatService → vLLM client → storage",
+            note=f"simulator, median of {BURSTS} bursts; HTTP/SSE → Gradio → ChatService → client → storage",
         ),
         Row(
             "chat",

@@ -202,8 +202,8 @@ def service_attempts(tally: Tally, served: Served, alice_cid: str, pdf: Path) ->
     tally.attempt("repo get_conversation", lambda: app.repo.get_conversation(bob, alice_cid), refused=True)
     tally.attempt("repo messages", lambda: app.repo.messages(bob, alice_cid), refused=True)
     tally.attempt(
-        "repo conversation_with_messages",
-        lambda: app.repo.conversation_with_messages(bob, alice_cid),
+        "repo turn_state",
+        lambda: app.repo.turn_state(bob, alice_cid),
         refused=True,
     )
     tally.attempt("repo rename", lambda: app.repo.rename_conversation(bob, alice_cid, "x"), refused=True)

@@ -427,6 +427,10 @@ def test_attach_documents(repo: Repository, alice: int) -> None:
     repo.attach_document(alice, cid, "ab" * 32)
     repo.attach_document(alice, cid, SHA)  # idempotent
     assert repo.conversation_documents(alice, cid) == [SHA, "ab" * 32]
+    repo.add_message(alice, cid, "user", "what do they say?")
+    state = repo.turn_state(alice, cid)
+    assert state.documents == [SHA, "ab" * 32] and state.conversation.id == cid
+    assert [m.content for m in state.messages] == ["what do they say?"]
     with pytest.raises(NotFound):
         repo.attach_document(alice, cid, "cd" * 32)
     repo.delete_conversation(alice, cid)
