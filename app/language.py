@@ -275,24 +275,32 @@ def _langdetect(text: str) -> dict[str, float]:
     rng.seed(detector.seed)
     choice = rng.choice
     for _ in range(detector.n_trial):
-        prob = [1.0 / len(_columns)] * len(_columns)
         weight = (detector.alpha + rng.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH) / Detector.BASE_FREQ
         factors = {w: [weight + q for q in row] for w, row in table.items()}
-        i = 0
-        while True:
-            prob = list(map(operator.mul, prob, factors[choice(ngrams)]))
-            if i % 5 == 0:
-                total = sum(prob)
-                prob = [p / total for p in prob]
-                if max(prob) > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
-                    break
-            i += 1
+        prob = _langdetect_trial(factors, ngrams, choice)
         totals = [t + p / detector.n_trial for t, p in zip(totals, prob, strict=True)]
     probs: dict[str, float] = {}
     for (_, lang), p in zip(_columns, totals, strict=True):
         if p > Detector.PROB_THRESHOLD:
             probs[lang] = probs.get(lang, 0.0) + p
     return probs
+
+
+def _langdetect_trial(
+    factors: Mapping[str, list[float]], ngrams: list[str], choice: Callable[[list[str]], str]
+) -> list[float]:
+    """One of langdetect's trials: multiply in random n-grams' factors until one language converges."""
+    size = len(next(iter(factors.values())))
+    prob = [1.0 / size] * size
+    i = 0
+    while True:
+        prob = list(map(operator.mul, prob, factors[choice(ngrams)]))
+        if i % 5 == 0:
+            total = sum(prob)
+            prob = [p / total for p in prob]
+            if max(prob) > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
+                return prob
+        i += 1
 
 
 def library_langdetect(text: str, restrict: bool = True) -> dict[str, float]:
