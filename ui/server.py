@@ -30,6 +30,13 @@ ANALYTICS_MAX_EVENTS = 1000
 # seen, and an API call without a session hash is a new session: at Gradio's default of 10,000
 # sessions, a script calling /chat would grow the server by about 1 GB.
 SESSION_CAPACITY = 1000
+# By default Gradio sends every waiting client a new queue estimate each time any event
+# starts: 32 chats arriving together made about 240 such messages before their first tokens.
+# Once a second is enough for a queue position.
+STATUS_UPDATE_S = 1.0
+# Gradio runs at most max_threads events at once (40 by default), and a streaming chat holds
+# one for its whole reply: without room for every remote chat, the 41st would wait.
+MAX_THREADS = layout.CHAT_LIMIT + 16
 EXIT_BAD_INPUT = 2
 
 
@@ -62,7 +69,11 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
     check_exposure(options)
     skip_absent_matplotlib()
     demo = layout.build(app, auth=options.auth)
-    demo.queue(default_concurrency_limit=layout.CHAT_LIMIT, max_size=QUEUE_MAX_SIZE)
+    demo.queue(
+        default_concurrency_limit=layout.CHAT_LIMIT,
+        max_size=QUEUE_MAX_SIZE,
+        status_update_rate=STATUS_UPDATE_S,
+    )
     tune_queue(demo)
     _, url, _ = demo.launch(
         server_name=options.host,
@@ -73,6 +84,7 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         prevent_thread_lock=True,
         quiet=True,
         max_file_size="200mb",
+        max_threads=MAX_THREADS,
         state_session_capacity=SESSION_CAPACITY,
         footer_links=["api", "settings"],
         i18n=i18n(),
