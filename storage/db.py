@@ -94,6 +94,15 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A bare connection inside one transaction, for the prebuilt statements of a chat turn.
+
+        It skips the session's own bookkeeping, which a few fixed statements do not need.
+        """
+        with self.engine.begin() as connection:
+            yield connection
+
     def upgrade(self, revision: str = "head") -> None:
         """Apply the Alembic migrations up to ``revision`` (idempotent)."""
         with self.engine.begin() as conn:

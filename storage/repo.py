@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import ColumnElement, delete, exists, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage import statements as sql
 from storage.db import Database
 from storage.models import (
     MESSAGE_STATUSES,
@@ -35,6 +36,10 @@ from storage.models import (
     User,
     utcnow,
 )
+from storage.statements import CONVERSATION_COLUMNS
+
+# The turn's statements run on a bare connection (storage.statements), the rest in a session.
+Executor = Session | Connection
 
 _NO_CONVERSATION = "conversation not found"
 _NO_MESSAGE = "message not found"
@@ -94,33 +99,6 @@ class SearchHit:
     snippet: str
 
 
-# Column tuples in dataclass field order: plain rows skip ORM identity-map bookkeeping, which
-# costs more than the query itself when opening a long conversation.
-_CONVERSATION_COLUMNS = (
-    Conversation.id,
-    Conversation.title,
-    Conversation.language,
-    Conversation.backend,
-    Conversation.model,
-    Conversation.created_at,
-    Conversation.updated_at,
-    Conversation.reply_language,
-)
-_MESSAGE_COLUMNS = (
-    Message.id,
-    Message.conversation_id,
-    Message.role,
-    Message.content,
-    Message.status,
-    Message.backend,
-    Message.model,
-    Message.prompt_tokens,
-    Message.completion_tokens,
-    Message.created_at,
-    Message.updated_at,
-)
-
-
 def _check_status(status: str) -> None:
     if status not in MESSAGE_STATUSES:
         raise ValueError(f"status must be one of {', '.join(MESSAGE_STATUSES)}, not {status!r}")
@@ -134,11 +112,6 @@ def _check_sha256(sha256: str) -> None:
 
 def _owned(user_id: int, cid: str) -> ColumnElement[bool]:
     return (Conversation.id == cid) & (Conversation.user_id == user_id)
-
-
-def _message_owned(user_id: int) -> ColumnElement[bool]:
-    # Correlated EXISTS: checked for the one message row, not by materialising the user's ids.
-    return exists().where(Conversation.id == Message.conversation_id, Conversation.user_id == user_id)
 
 
 def clean_text(value: str) -> str:
@@ -180,8 +153,8 @@ class Repository:
     # users ------------------------------------------------------------------------------------
 
     def user_id(self, username: str) -> int | None:
-        with self.db.session() as s:
-            return s.scalar(select(User.id).where(User.username == username))
+        with self.db.transaction() as c:
+            return c.execute(sql.USER_ID, {"username": username}).scalar()
 
     def ensure_user(self, username: str) -> int:
         """The user's id, creating a user without a password if needed (local mode, first login)."""
@@ -262,7 +235,7 @@ class Repository:
     def list_conversations(self, user_id: int, limit: int = 200, offset: int = 0) -> list[ConversationRow]:
         """Newest activity first; ordered straight off ix_conversations_user_updated."""
         stmt = (
-            select(*_CONVERSATION_COLUMNS)
+            select(*CONVERSATION_COLUMNS)
             .where(Conversation.user_id == user_id)
             .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
             .limit(limit)
@@ -276,8 +249,8 @@ class Repository:
             return _conversation(s, user_id, cid)
 
     def turn_state(self, user_id: int, cid: str) -> TurnState:
-        with self.db.session() as s:
-            return TurnState(_conversation(s, user_id, cid), _messages(s, cid), _documents(s, cid))
+        with self.db.transaction() as c:
+            return TurnState(_conversation(c, user_id, cid), _messages(c, cid), _documents(c, cid))
 
     def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
         self._update_conversation(user_id, cid, {"title": clean_text(title)})
@@ -332,52 +305,33 @@ class Repository:
     ) -> int:
         _check_status(status)
         now = utcnow()
-        message = Message(
-            conversation_id=cid,
-            role=role,
-            content=clean_text(content),
-            status=status,
-            backend=backend,
-            model=model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            created_at=now,
-            updated_at=now,
-        )
-        with self.db.session() as s:
+        with self.db.transaction() as c:
             # The bump doubles as the ownership check, and takes the write lock before the insert.
-            _bump_conversation(s, user_id, cid, now)
-            s.add(message)
-            s.flush()
-            return message.id
+            _bump_conversation(c, user_id, cid, now)
+            return _insert_message(
+                c,
+                cid,
+                now,
+                role,
+                clean_text(content),
+                status,
+                backend=backend,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
 
     def add_exchange(self, user_id: int, cid: str, text: str, *, backend: str, model: str) -> tuple[int, int]:
         """A user message and its empty streaming reply, in one transaction; returns both ids."""
         now = utcnow()
-        question = Message(
-            conversation_id=cid,
-            role="user",
-            content=clean_text(text),
-            status="complete",
-            created_at=now,
-            updated_at=now,
-        )
-        reply = Message(
-            conversation_id=cid,
-            role="assistant",
-            content="",
-            status="streaming",
-            backend=backend,
-            model=model,
-            created_at=now,
-            updated_at=now,
-        )
-        with self.db.session() as s:
-            _bump_conversation(s, user_id, cid, now)  # the ownership check, and the write lock
-            for message in (question, reply):  # one at a time: the reply's id follows the question's
-                s.add(message)
-                s.flush()
-            return question.id, reply.id
+        with self.db.transaction() as c:
+            _bump_conversation(c, user_id, cid, now)  # the ownership check, and the write lock
+            # One at a time: the reply's id follows the question's.
+            question_id = _insert_message(c, cid, now, "user", clean_text(text), "complete")
+            reply_id = _insert_message(
+                c, cid, now, "assistant", "", "streaming", backend=backend, model=model
+            )
+            return question_id, reply_id
 
     def checkpoint_message(
         self,
@@ -391,14 +345,17 @@ class Repository:
     ) -> None:
         """Save a streaming reply so far. The hot path: one UPDATE, one commit."""
         _check_status(status)
-        values: dict[str, Any] = {"content": clean_text(content), "status": status, "updated_at": utcnow()}
-        if prompt_tokens is not None:
-            values["prompt_tokens"] = prompt_tokens
-        if completion_tokens is not None:
-            values["completion_tokens"] = completion_tokens
-        stmt = update(Message).where(Message.id == message_id, _message_owned(user_id)).values(**values)
-        with self.db.session() as s:
-            if _execute(s, stmt) == 0:
+        params = {
+            "mid": message_id,
+            "uid": user_id,
+            "new_content": clean_text(content),
+            "new_status": status,
+            "now": utcnow(),
+            "new_prompt_tokens": prompt_tokens,
+            "new_completion_tokens": completion_tokens,
+        }
+        with self.db.transaction() as c:
+            if _rowcount(c.execute(sql.CHECKPOINT_MESSAGE, params)) == 0:
                 raise NotFound(_NO_MESSAGE)
 
     def delete_messages_from(self, user_id: int, cid: str, message_id: int) -> int:
@@ -556,27 +513,26 @@ def _execute(session: Session, statement: Any) -> int:
     return int(result.rowcount)
 
 
-def _conversation(session: Session, user_id: int, cid: str) -> ConversationRow:
-    row = session.execute(select(*_CONVERSATION_COLUMNS).where(_owned(user_id, cid))).first()
+def _rowcount(result: Result[Any]) -> int:
+    assert isinstance(result, CursorResult)  # always, for UPDATE and DELETE
+    return int(result.rowcount)
+
+
+def _conversation(db: Executor, user_id: int, cid: str) -> ConversationRow:
+    row = db.execute(sql.CONVERSATION, {"cid": cid, "uid": user_id}).first()
     if row is None:
         raise NotFound(_NO_CONVERSATION)
     return ConversationRow(*row)
 
 
-def _messages(session: Session, cid: str) -> list[MessageRow]:
+def _messages(db: Executor, cid: str) -> list[MessageRow]:
     """A conversation's messages, oldest first; the caller has checked its owner."""
-    stmt = select(*_MESSAGE_COLUMNS).where(Message.conversation_id == cid).order_by(Message.id)
-    return [MessageRow(*row) for row in session.execute(stmt)]
+    return [MessageRow(*row) for row in db.execute(sql.MESSAGES, {"cid": cid})]
 
 
-def _documents(session: Session, cid: str) -> list[str]:
+def _documents(db: Executor, cid: str) -> list[str]:
     """sha256s attached to a conversation, in attachment order; the caller has checked its owner."""
-    stmt = (
-        select(ConversationDocument.sha256)
-        .where(ConversationDocument.conversation_id == cid)
-        .order_by(ConversationDocument.created_at, ConversationDocument.sha256)
-    )
-    return list(session.scalars(stmt))
+    return list(db.execute(sql.DOCUMENTS, {"cid": cid}).scalars())
 
 
 def _require_conversation(session: Session, user_id: int, cid: str) -> None:
@@ -584,10 +540,38 @@ def _require_conversation(session: Session, user_id: int, cid: str) -> None:
         raise NotFound(_NO_CONVERSATION)
 
 
-def _bump_conversation(session: Session, user_id: int, cid: str, now: datetime) -> None:
-    stmt = update(Conversation).where(_owned(user_id, cid)).values(updated_at=now)
-    if _execute(session, stmt) == 0:
+def _bump_conversation(db: Executor, user_id: int, cid: str, now: datetime) -> None:
+    if _rowcount(db.execute(sql.BUMP_CONVERSATION, {"cid": cid, "uid": user_id, "now": now})) == 0:
         raise NotFound(_NO_CONVERSATION)
+
+
+def _insert_message(
+    db: Executor,
+    cid: str,
+    now: datetime,
+    role: str,
+    content: str,
+    status: str,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> int:
+    params = {
+        "cid": cid,
+        "now": now,
+        "new_role": role,
+        "new_content": content,
+        "new_status": status,
+        "new_backend": backend,
+        "new_model": model,
+        "new_prompt_tokens": prompt_tokens,
+        "new_completion_tokens": completion_tokens,
+    }
+    result = db.execute(sql.INSERT_MESSAGE, params)
+    assert isinstance(result, CursorResult) and result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
 
 
 def _upsert_statement(dialect: str, model: type[Summary] | type[ChunkResult], values: dict[str, Any]) -> Any:
