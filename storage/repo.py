@@ -508,9 +508,7 @@ class Repository:
 
 def _execute(session: Session, statement: Any) -> int:
     """Run an UPDATE/DELETE without ORM session syncing (nothing is cached); return its rowcount."""
-    result = session.execute(statement, execution_options={"synchronize_session": False})
-    assert isinstance(result, CursorResult)  # always, for UPDATE and DELETE
-    return int(result.rowcount)
+    return _rowcount(session.execute(statement, execution_options={"synchronize_session": False}))
 
 
 def _rowcount(result: Result[Any]) -> int:
