@@ -36,7 +36,6 @@ from storage.models import (
     User,
     utcnow,
 )
-from storage.statements import CONVERSATION_COLUMNS
 
 # The turn's statements run on a bare connection (storage.statements), the rest in a session.
 Executor = Session | Connection
@@ -235,7 +234,7 @@ class Repository:
     def list_conversations(self, user_id: int, limit: int = 200, offset: int = 0) -> list[ConversationRow]:
         """Newest activity first; ordered straight off ix_conversations_user_updated."""
         stmt = (
-            select(*CONVERSATION_COLUMNS)
+            select(*sql.CONVERSATION_COLUMNS)
             .where(Conversation.user_id == user_id)
             .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
             .limit(limit)
@@ -306,7 +305,6 @@ class Repository:
         _check_status(status)
         now = utcnow()
         with self.db.transaction() as c:
-            # The bump doubles as the ownership check, and takes the write lock before the insert.
             _bump_conversation(c, user_id, cid, now)
             return _insert_message(
                 c,
@@ -325,7 +323,7 @@ class Repository:
         """A user message and its empty streaming reply, in one transaction; returns both ids."""
         now = utcnow()
         with self.db.transaction() as c:
-            _bump_conversation(c, user_id, cid, now)  # the ownership check, and the write lock
+            _bump_conversation(c, user_id, cid, now)
             # One at a time: the reply's id follows the question's.
             question_id = _insert_message(c, cid, now, "user", clean_text(text), "complete")
             reply_id = _insert_message(
@@ -539,6 +537,7 @@ def _require_conversation(session: Session, user_id: int, cid: str) -> None:
 
 
 def _bump_conversation(db: Executor, user_id: int, cid: str, now: datetime) -> None:
+    """Touch the conversation before writing into it: the ownership check, and the write lock first."""
     if _rowcount(db.execute(sql.BUMP_CONVERSATION, {"cid": cid, "uid": user_id, "now": now})) == 0:
         raise NotFound(_NO_CONVERSATION)
 

@@ -56,7 +56,6 @@ DOCUMENTS = (
     .order_by(ConversationDocument.created_at, ConversationDocument.sha256)
 )
 
-# Bumping the conversation doubles as the ownership check, and takes the write lock first.
 BUMP_CONVERSATION = (
     update(Conversation)
     .where(_OWNED_CONVERSATION)
