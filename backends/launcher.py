@@ -32,7 +32,6 @@ PROGRESS_EVERY_S = 30.0
 POLL_EVERY_S = 2.0
 
 
-
 class Outcome(enum.Enum):
     """How a launch ended; the command line turns it into its exit code."""
 
@@ -44,6 +43,7 @@ class Outcome(enum.Enum):
 
 class LaunchArgumentError(ValueError):
     """A flag of `serve-vllm` is wrong; the message names it."""
+
 
 # Every flag build_command may emit; each was checked against the `vllm serve`
 # CLI reference (EngineArgs and the OpenAI frontend args).

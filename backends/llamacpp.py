@@ -46,7 +46,13 @@ _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d
 # llama.cpp's own log goes here, and reaches stderr only when the user asks for it (--debug).
 ENGINE_LOG = logging.getLogger("llamadesk.llamacpp")
 # ggml log levels (ggml.h); 5 continues the previous line.
-_GGML_LOG_LEVELS = {0: logging.CRITICAL, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+_GGML_LOG_LEVELS = {
+    0: logging.CRITICAL,
+    1: logging.INFO,
+    2: logging.WARNING,
+    3: logging.ERROR,
+    4: logging.DEBUG,
+}
 _GGML_LOG_CONT = 5
 # Chat formats llama.cpp knows for architectures whose GGUF may lack a template.
 ARCHITECTURE_CHAT_FORMATS = {

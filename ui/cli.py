@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _global_flags(common, suppress=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the web app (the default)")

@@ -70,6 +70,8 @@ class Handlers:
         line = backend_label(row)
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
+        if row.get("warning"):  # e.g. a GGUF without a chat template
+            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------

@@ -33,6 +33,7 @@ def serve_vllm(argv: list[str]) -> int:
     """`llamadesk serve-vllm ARGS`, in process."""
     return main(["serve-vllm", *argv])
 
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ONE_NODE = [
