@@ -157,7 +157,8 @@ class _ProgressLine:
         self.drawn = False
 
     def show(self, done: int, total: int, what: str) -> None:
-        print(f"\r[{done}/{total}] {what[:60]:<60}", end="", file=sys.stderr, flush=True)
+        back = "\r" if self.drawn else ""
+        print(f"{back}[{done}/{total}] {what[:60]:<60}", end="", file=sys.stderr, flush=True)
         self.drawn = True
 
     def end(self) -> None:
