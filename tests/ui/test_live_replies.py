@@ -4,16 +4,14 @@ a reply whose writer died must still be swept. Real server process, real CLI, SQ
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from gradio_client import Client
 
-from tests import pg
+from tests.reliability.conftest import any_db_url  # noqa: F401  # the fixture, SQLite then PostgreSQL
 from tests.ui.cli_process import CliProcess
 from tests.ui.conftest import free_port
 from tests.ui.test_cli import cli
@@ -23,15 +21,10 @@ pytestmark = pytest.mark.slow
 STORY = "Write a long, detailed story about a lighthouse keeper and a storm. Use many chapters."
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    base = os.environ.get(pg.PG_ENV, "").strip()
-    assert base, f"PostgreSQL is needed for this test: {pg.skip_reason()}"
-    with pg.scratch_database(base) as url:
-        yield url
+@pytest.fixture
+def shared_db(any_db_url: str) -> str:  # noqa: F811  # the imported fixture, by name
+    """One database for the server and the CLI runs beside it: SQLite, then PostgreSQL."""
+    return any_db_url
 
 
 def conversation(db: str, conversation_id: str) -> dict[str, object]:
