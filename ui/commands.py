@@ -70,9 +70,9 @@ def _open_app(args: argparse.Namespace) -> App:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)  # bad flags fail before Gradio takes seconds to import
     from ui.server import ServeOptions, serve
 
-    settings = settings_from(args)
     if args.backend:
         settings = replace(settings, default_backend=args.backend)
     options = ServeOptions(
