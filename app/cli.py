@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -12,12 +13,20 @@ from typing import Any, TextIO
 
 from app import exporting
 from app.chat import ChatSettings, ChatUpdate, InputRejected
-from app.config import ConfigError, Settings, load_settings, with_local_model, with_remote
+from app.config import (
+    VLLM_API_KEY_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    with_local_model,
+    with_remote,
+    with_timeout,
+)
 from app.core import App
 from app.documents import Document, ExtractionCancelled
 from app.language import SUPPORTED, normalize_code
 from app.summarize import SummaryCancelled
-from backends.base import BackendError
+from backends.base import DEFAULT_OPTIONS, BackendError
 from storage.repo import NotFound
 
 EXIT_OK = 0
@@ -44,7 +53,19 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument(
         "--ctx", type=int, metavar="N", default=default, help="context window of the local model"
     )
-    parser.add_argument("--vllm-url", metavar="URL", default=default, help="use a vLLM server for this run")
+    parser.add_argument(
+        "--vllm-url",
+        metavar="URL",
+        default=default,
+        help=f"use a vLLM server for this run (its API key, if any, from ${VLLM_API_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--vllm-timeout",
+        type=float,
+        metavar="S",
+        default=default,
+        help="fail a vLLM reply after S seconds of silence while the server makes no progress",
+    )
     parser.add_argument("--db", metavar="URL", default=default, help="SQLAlchemy database URL")
     parser.add_argument("--config", metavar="FILE", default=default, help="TOML config file")
 
@@ -68,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--lang", default=None, metavar="auto|CODE", help="reply language; pins it for the conversation"
     )
-    chat.add_argument("--max-tokens", type=int, default=1024, metavar="N")
-    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--max-tokens", type=int, default=DEFAULT_OPTIONS.max_tokens, metavar="N")
+    chat.add_argument("--temperature", type=float, default=DEFAULT_OPTIONS.temperature)
     chat.add_argument("--system", default="", help="system prompt")
     chat.add_argument("--json", action="store_true")
 
@@ -122,7 +143,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "model", None) or getattr(args, "ctx", None):
         settings = with_local_model(settings, getattr(args, "model", None), getattr(args, "ctx", None))
     if getattr(args, "vllm_url", None):
-        settings = with_remote(settings, args.vllm_url)
+        settings = with_remote(settings, args.vllm_url, api_key=os.environ.get(VLLM_API_KEY_ENV))
+    if getattr(args, "vllm_timeout", None):
+        settings = with_timeout(settings, args.vllm_timeout)
     if getattr(args, "db", None):
         settings = replace(settings, db_url=args.db)
     return settings
@@ -133,10 +156,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve-vllm"]:
+    vllm_args = serve_vllm_args(argv)
+    if vllm_args is not None:
         from backends import launcher
 
-        return launcher.main(argv[1:])
+        return launcher.main(vllm_args)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # the laptop mode: serve on loopback and open the browser
@@ -157,6 +181,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SummaryCancelled, ExtractionCancelled):
         print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def serve_vllm_args(argv: Sequence[str]) -> list[str] | None:
+    """The launcher's arguments when the command is serve-vllm, else None.
+
+    serve-vllm passes everything after it to vLLM's recipe, so argparse must not see it; the app's
+    global flags before it (``--vllm-url X``) mean nothing to the node and are skipped.
+    """
+    actions = build_parser()._actions
+    takes_value = {flag for action in actions if action.nargs is None for flag in action.option_strings}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "serve-vllm":
+            return list(argv[i + 1 :])
+        if not arg.startswith("-"):
+            return None  # another command
+        i += 2 if arg in takes_value else 1
+    return None
 
 
 def _fail(code: str, message: str, exit_code: int, as_json: bool) -> int:
