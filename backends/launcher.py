@@ -266,6 +266,8 @@ def _wait_healthy(
                 if not cancelled.is_set():
                     print(f"vLLM exited with code {code} before it was ready; see its log above", file=err)
                 return False
+            if cancelled.is_set():
+                return False  # vLLM may ignore a signal while it loads: _stop sees it through
             if _answers(client, health):
                 return True
             now = time.monotonic()
@@ -295,14 +297,22 @@ def _exit_code(code: int, cancelled: bool, err: TextIO) -> int:
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
+    """Stop vLLM and every process it started (engine core, workers): they share its session."""
+    if proc.poll() is None:
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal_group(proc, signal.SIGKILL)  # workers left behind by a server that did exit
+    proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
     try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None

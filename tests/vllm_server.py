@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,10 @@ CPU_FLAGS = (
     "--max-num-seqs", str(MAX_NUM_SEQS),
 )  # fmt: skip
 KV_CACHE_GIB = "2"
+
+
+class EngineUnavailable(RuntimeError):
+    """No real vLLM server could be had; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -136,32 +141,50 @@ def _healthy(url: str) -> bool:
 
 
 def wait_ready() -> VllmServer:
-    """The running server, waited for; pytest.fail with the reason and the log's tail otherwise."""
+    """The running server, waited for; raises EngineUnavailable with the reason and the log's tail."""
     if _state.error:
-        pytest.fail(_state.error, pytrace=False)
+        raise EngineUnavailable(_state.error)
     server = _state.server
     if server is None:
-        pytest.fail("the vLLM server was never started (is tests.vllm_server a plugin?)", pytrace=False)
+        raise EngineUnavailable("the vLLM server was never started (is tests.vllm_server a plugin?)")
     deadline = time.monotonic() + (START_TIMEOUT_S if _state.proc else 30)
     while not _state.ready:
         if _state.proc is not None and _state.proc.poll() is not None:
             _state.error = f"the vLLM server exited with code {_state.proc.returncode}:\n{_log_tail()}"
-            pytest.fail(_state.error, pytrace=False)
+            raise EngineUnavailable(_state.error)
         if _healthy(server.url):
             _state.ready = True
             break
         if time.monotonic() > deadline:
             _state.error = f"the vLLM server at {server.url} was not healthy in time:\n{_log_tail()}"
-            pytest.fail(_state.error, pytrace=False)
+            raise EngineUnavailable(_state.error)
         time.sleep(2)  # polling a process that gives no other signal of readiness
     return server
 
 
+@contextlib.contextmanager
+def running() -> Iterator[VllmServer]:
+    """The server outside pytest (the benchmarks): started, waited for, stopped."""
+    start()
+    try:
+        yield wait_ready()
+    finally:
+        stop()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def stop() -> None:
+    """SIGTERM to the launcher, which stops vLLM (its own session) and waits; then nothing may be left."""
     proc, _state.proc = _state.proc, None
-    if proc is None or proc.poll() is not None:
+    if proc is None:
         return
-    # The launcher forwards SIGTERM to vLLM, waits for it, and exits.
+    sessions = _children(proc.pid)  # vLLM leads its session: its pid is its process group
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -170,6 +193,9 @@ def stop() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    for group in sessions:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def _wants_vllm(item: pytest.Item) -> bool:
@@ -206,7 +232,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def vllm_server() -> VllmServer:
     """The real vLLM server (SmolLM2, 8192-token window), healthy; fails the test when there is none."""
-    return wait_ready()
+    try:
+        return wait_ready()
+    except EngineUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 if __name__ == "__main__":  # `python -m tests.vllm_server`: print the launch command
