@@ -8,6 +8,7 @@ the API key setting) to give to the app host, and stays in front of vLLM to forw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -300,19 +301,15 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
     """Stop vLLM and every process it started (engine core, workers): they share its session."""
     if proc.poll() is None:
         _signal_group(proc, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
     _signal_group(proc, signal.SIGKILL)  # workers left behind by a server that did exit
     proc.wait()
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None

@@ -196,10 +196,24 @@ def summary_rows(server: VllmServer) -> list[Row]:
         f"{len(calls) - len(plan.chunks)} merges; {wall:.1f} s vs {direct:.1f} s"
     )
     return [
-        Row("vllm", "25-page summary: wall time ÷ same requests straight to vLLM", ratio, "ratio",
-            f"<= {SUMMARY_TARGET}", ratio <= SUMMARY_TARGET, note),  # fmt: skip
-        Row("vllm", "25-page summary: failed requests", len(failures), "requests", "0", not failures,
-            f"{outcome.result.chunks} chunks, citations {len(outcome.result.citations)}"),  # fmt: skip
+        Row(
+            "vllm",
+            "25-page summary: wall time ÷ same requests straight to vLLM",
+            ratio,
+            "ratio",
+            target=f"<= {SUMMARY_TARGET}",
+            met=ratio <= SUMMARY_TARGET,
+            note=note,
+        ),
+        Row(
+            "vllm",
+            "25-page summary: failed requests (each retried)",
+            len(failures),
+            "requests",
+            target="0",
+            met=not failures,
+            note=f"{outcome.result.chunks} chunks, {len(outcome.result.citations)} citations",
+        ),
     ]
 
 
@@ -210,9 +224,15 @@ def chat_rows(server: VllmServer) -> list[Row]:
         through_app = app_streams(server, n)
         ratio = through_app / direct
         rows.append(
-            Row("vllm", f"{n} concurrent chats through the app ÷ straight to vLLM", ratio, "ratio",
-                f">= {CHAT_TARGET}", ratio >= CHAT_TARGET,
-                f"{through_app:.1f} vs {direct:.1f} tok/s; replies end by themselves")  # fmt: skip
+            Row(
+                "vllm",
+                f"{n} concurrent chats through the app ÷ straight to vLLM",
+                ratio,
+                "ratio",
+                target=f">= {CHAT_TARGET}",
+                met=ratio >= CHAT_TARGET,
+                note=f"aggregate {through_app:.1f} vs {direct:.1f} tok/s; replies end by themselves",
+            )
         )
     return rows
 
