@@ -47,8 +47,9 @@ class BackendRegistry:
         return self.settings.default_backend
 
     def get(self, name: str | None = None) -> ChatBackend:
-        """The backend, connected; raises a BackendError while it cannot connect (tried again next time)."""
-        spec = self.settings.backend(name if name in self.names else None)
+        """The backend called ``name`` (None: the default), connected. Raises UnknownBackend for any
+        other name, and a BackendError while it cannot connect (tried again next time)."""
+        spec = self.settings.backend(name)
         with self._lock:
             backend = self._backends.get(spec.name)
             if backend is None:

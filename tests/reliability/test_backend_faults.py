@@ -151,6 +151,7 @@ def test_the_timeout_is_a_backend_timeout() -> None:
     url, proc = start_simulator(rate=50.0, tokens=40, max_model_len=4096)
     backend = OpenAICompatBackend("sim", url, timeout_s=1.0)
     try:
+        backend.connect()
         from backends.base import GenerationOptions
 
         with pytest.raises(BackendTimeout):
