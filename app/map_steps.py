@@ -35,6 +35,7 @@ def run_steps(
     workers: int,
     cancel: threading.Event,
     attempts: int = STEP_ATTEMPTS,
+    pause_s: float = RETRY_PAUSE_S,
 ) -> list[Result]:
     """``step`` over every item, in order; a step failing with a BackendError is retried."""
 
@@ -45,7 +46,7 @@ def run_steps(
             except ContextOverflow:
                 raise  # the same prompt would overflow again
             except BackendError:
-                if number == attempts or cancel.wait(RETRY_PAUSE_S * number):
+                if number == attempts or cancel.wait(pause_s * number):
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
