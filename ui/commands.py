@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,7 +14,15 @@ from typing import Any, TextIO
 
 from app import exporting
 from app.chat import ChatSettings, ChatUpdate, InputRejected
-from app.config import ConfigError, Settings, load_settings, with_local_model, with_remote
+from app.config import (
+    VLLM_API_KEY_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    with_local_model,
+    with_remote,
+    with_timeout,
+)
 from app.core import App
 from app.documents import Document, ExtractionCancelled
 from app.language import LanguageRejected, language_setting
@@ -54,7 +63,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "model", None) or getattr(args, "ctx", None):
         settings = with_local_model(settings, getattr(args, "model", None), getattr(args, "ctx", None))
     if getattr(args, "vllm_url", None):
-        settings = with_remote(settings, args.vllm_url)
+        settings = with_remote(settings, args.vllm_url, api_key=os.environ.get(VLLM_API_KEY_ENV))
+    if getattr(args, "vllm_timeout", None):
+        settings = with_timeout(settings, args.vllm_timeout)
     if getattr(args, "db", None):
         settings = replace(settings, db_url=args.db)
     if getattr(args, "backend", None):
