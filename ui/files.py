@@ -107,12 +107,17 @@ class Owners:
             self._owners.pop(key, None)
 
 
+def upload_key(real: Path, user_id: int) -> str:
+    # One file can be two users' upload (Gradio names uploads by content): one key per owner.
+    return f"{real}\x00{user_id}"
+
+
 def upload_usage(uploads: Owners, user_id: int) -> int:
     """Bytes of the user's uploads still on disk; files removed meanwhile are forgotten."""
     total = 0
     for key in uploads.owned_by(user_id):
         try:
-            total += os.stat(key).st_size
+            total += os.stat(key.split("\x00", 1)[0]).st_size
         except OSError:
             uploads.forget(key)
     return total

@@ -28,7 +28,7 @@ from app.core import App
 from app.login_throttle import LoginThrottle
 from app.users import SignedIn, end_session, session_user, start_session
 from storage.repo import clean_text
-from ui.files import Owners, download_owner, upload_usage
+from ui.files import Owners, download_owner, upload_key, upload_usage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -239,7 +239,7 @@ class Guard:
         real = Path(os.path.realpath(file_path))
         return (
             download_owner(real) == user_id
-            or self.policy.uploads.owner(_upload_key(real, user_id)) == user_id
+            or self.policy.uploads.owner(upload_key(real, user_id)) == user_id
         )
 
     def _check_file_route(self, path: str, user: SignedIn | None) -> None:
@@ -274,19 +274,14 @@ class Guard:
         if start is not None and start["status"] == 200:
             paths = [Path(os.path.realpath(p)) for p in json.loads(body)]
             for real in paths:
-                self.policy.uploads.claim(_upload_key(real, user_id), user_id)
+                self.policy.uploads.claim(upload_key(real, user_id), user_id)
             if upload_usage(self.policy.uploads, user_id) > self.policy.upload_quota:
                 for real in paths:
-                    self.policy.uploads.forget(_upload_key(real, user_id))
+                    self.policy.uploads.forget(upload_key(real, user_id))
                     real.unlink(missing_ok=True)
                 raise Refused(413, _quota_message(self.policy.upload_quota))
         for message in held:
             await send(message)
-
-
-def _upload_key(real: Path, user_id: int) -> str:
-    # One file can be two users' upload (Gradio names uploads by content): one key per owner.
-    return f"{real}\x00{user_id}"
 
 
 def _quota_message(quota: int) -> str:
