@@ -18,7 +18,7 @@ from app.documents import Document, ExtractionCancelled
 from app.language import SUPPORTED, normalize_code
 from app.summarize import SummaryCancelled
 from backends.base import BackendError
-from storage.repo import NotFound
+from storage.repo import NotFound, clean_text
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--json", action="store_true")
 
     users = sub.add_parser("users", parents=[common], help="accounts for serve --auth")
-    users.add_argument("action", choices=["add", "remove", "list"])
+    users.add_argument("action", choices=["add", "remove", "list", "passwd"])
     users.add_argument("name", nargs="?")
 
     sub.add_parser("serve-vllm", help="start vLLM with the 405B FP8 recipe (GPU node)", add_help=False)
@@ -112,6 +112,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure-no-auth", action="store_true", help="allow a non-loopback host without --auth"
     )
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key (PEM)")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--open", action="store_true", help="open the browser")
     view.add_argument("--window", action="store_true", help="open a native window (needs llamadesk[desktop])")
@@ -141,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # the laptop mode: serve on loopback and open the browser
         args = parser.parse_args([*argv, "serve", "--open"])
+    _clean_text_args(args)
     handler = COMMANDS[args.command]
     as_json = bool(getattr(args, "json", False))
     try:
@@ -157,6 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SummaryCancelled, ExtractionCancelled):
         print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _clean_text_args(args: argparse.Namespace) -> None:
+    """Text typed by the user, cleaned once here: undecodable argv bytes arrive as lone surrogates."""
+    for name in ("message", "system", "name"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, clean_text(value))
 
 
 def _fail(code: str, message: str, exit_code: int, as_json: bool) -> int:
@@ -185,6 +196,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         open_browser=args.open,
         window=args.window,
         backend=args.backend,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
     return serve(settings, options)
 
@@ -391,7 +404,7 @@ def _language_flag(value: str) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from app.users import UserError, add_user, validate_username
+    from app.users import UserError, add_user, change_password, validate_username
 
     app = _open_app(args)
     try:
@@ -408,6 +421,10 @@ def cmd_users(args: argparse.Namespace) -> int:
                 if not app.repo.remove_user(args.name):
                     raise CliError("bad_input", f"no user {args.name!r}", EXIT_BAD_INPUT)
                 print(f"removed {args.name} and their conversations", file=sys.stderr)
+                return EXIT_OK
+            if args.action == "passwd":
+                change_password(app.repo, validate_username(args.name), _read_password())
+                print(f"changed the password of {args.name}; their sessions have ended", file=sys.stderr)
                 return EXIT_OK
             add_user(app.repo, args.name, _read_password())
         except UserError as exc:
