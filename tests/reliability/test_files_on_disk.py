@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import ssl
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from app.documents import extract_pdf
 from tests.pdfs import text_pdf
 from tests.reliability.conftest import (
     REPO_ROOT,
@@ -27,7 +30,7 @@ from tests.reliability.conftest import (
     wait_until,
 )
 from tests.reliability.security_helpers import login, security_server, upload
-from ui.files import write_private
+from ui.handlers import write_markdown
 
 REPORT = ["A short report about rivers and bridges. " * 20]
 
@@ -71,20 +74,25 @@ def test_an_existing_world_readable_database_is_made_private(tmp_path: Path) -> 
 
 
 def test_a_planted_symlink_is_never_followed(tmp_path: Path) -> None:
+    """Summary downloads: a link planted where the old fixed /tmp folder put them is left alone."""
+    doc = extract_pdf(text_pdf(tmp_path / "report.pdf", REPORT), filename="report.pdf")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me", encoding="utf-8")
-    folder = tmp_path / "downloads"
-    folder.mkdir(mode=0o700)
-    first = write_private(folder, "summary.md", "one")
-    # Someone swaps the file for a link to another file: writing there again must fail, not follow.
-    first.unlink()
-    first.symlink_to(victim)
-    with pytest.raises(OSError):
-        os.open(first, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    second = write_private(folder, "summary.md", "two")
-    assert second != first and second.read_text(encoding="utf-8") == "two"
+    planted = Path(tempfile.gettempdir()) / "llamadesk-summaries"
+    planted.mkdir(exist_ok=True)
+    trap = planted / f"report-{doc.sha256[:8]}-summary.md"
+    trap.unlink(missing_ok=True)
+    trap.symlink_to(victim)
+    try:
+        written = Path(write_markdown(7, doc, "the summary"))
+    finally:
+        trap.unlink()
     assert victim.read_text(encoding="utf-8") == "keep me"
-    assert _mode(second) == 0o600 and _mode(second.parent) == 0o700
+    assert written.read_text(encoding="utf-8").endswith("the summary\n")
+    assert _mode(written) == 0o600 and _mode(written.parent) == 0o700
+    assert written.parent.parent.name == "7" and _mode(written.parent.parent) == 0o700
+    # A second summary of the same document gets a fresh, unpredictable folder.
+    assert Path(write_markdown(7, doc, "again")).parent != written.parent
 
 
 def test_uploads_are_private_quota_bound_and_expire(tmp_path: Path) -> None:
@@ -163,11 +171,12 @@ def test_serve_speaks_tls(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     url = f"https://127.0.0.1:{port}/"
+    trust = ssl.create_default_context(cafile=str(cert))
 
     def up() -> bool:
         assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")
         try:
-            return httpx.get(url, verify=str(cert), timeout=2).status_code == 200
+            return httpx.get(url, verify=trust, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -37,6 +37,12 @@ def test_guessing_is_throttled_and_answers_do_not_tell_users_apart(server: Serve
     known = _from("127.0.0.2", server.url)
     unknown = _from("127.0.0.3", server.url)
     known_answers = [_guess(known, "alice", f"wrong-{i}") for i in range(GUESSES)]
+    # Even the right password waits out the backoff (asked well inside a wait of 2 s or more).
+    while (
+        refusal := known.post("login", data={"username": "alice", "password": "x"})
+    ).status_code != 429 or int(refusal.headers["retry-after"]) < 2:
+        pass
+    assert _guess(known, "alice", PASSWORD["alice"])[0] == 429
     unknown_answers = [_guess(unknown, "nobody-here", f"wrong-{i}") for i in range(GUESSES)]
 
     checked = sum(1 for status, _ in known_answers if status == 400)
@@ -49,10 +55,8 @@ def test_guessing_is_throttled_and_answers_do_not_tell_users_apart(server: Serve
     for status in (400, 429):
         said = {re.sub(r"\d+", "N", t) for s, t in known_answers if s == status}
         assert {re.sub(r"\d+", "N", t) for s, t in unknown_answers if s == status} == said
-    # Even the right password waits out the backoff.
-    assert _guess(known, "alice", PASSWORD["alice"])[0] == 429
     log = server.log.read_text(encoding="utf-8", errors="replace")
-    assert log.count("failed sign-in for 'alice'") == checked
+    assert log.count("failed sign-in for 'alice'") >= checked
     assert "failed sign-in for 'nobody-here'" in log
     record_figure("login_throttle", {"guesses": GUESSES, "checked": checked, "throttled": throttled})
 
