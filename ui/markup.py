@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 import nh3
+from gradio.components.chatbot import TextMessage
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -108,27 +108,39 @@ def text_html(text: str) -> str:
 
 # -- the page's components --------------------------------------------------------------------------
 
+# Gradio makes fresh component objects from a component's class and constructor arguments (each
+# gr.update does), so harden() changes both. The classes keep their parents' __init__: Gradio
+# reads its signature to describe the component to the browser.
+_SAFE_SETTINGS: dict[str, Any] = {"sanitize_html": True, "latex_delimiters": []}  # no KaTeX markup
 
-def _render_chat(postprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def render(value: Any) -> Any:
-        data = postprocess(value)
+
+class SafeChatbot(gr.Chatbot):
+    """A Chatbot whose messages are final HTML from safe_html (no Markdown pass in the browser)."""
+
+    is_template = True  # the browser still draws it as a Chatbot
+
+    def postprocess(self, value: Any) -> Any:
+        data = super().postprocess(value)
         for message in data.root:
             for part in message.content:
-                if getattr(part, "type", None) == "text":
+                if isinstance(part, TextMessage):
                     part.text = safe_html(part.text)
             if message.metadata and message.metadata.get("title"):
                 message.metadata["title"] = text_html(str(message.metadata["title"]))
         return data
 
-    return render
 
+class SafeMarkdown(gr.Markdown):
+    """A Markdown component whose value is final HTML from safe_html."""
 
-def _render_markdown(postprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def render(value: Any) -> Any:
-        out = postprocess(value)
+    is_template = True
+
+    def postprocess(self, value: Any) -> Any:
+        out = super().postprocess(value)
         return safe_html(out) if isinstance(out, str) and out else out
 
-    return render
+
+_SAFE_CLASSES: dict[type, type] = {gr.Chatbot: SafeChatbot, gr.Markdown: SafeMarkdown}
 
 
 def harden(demo: gr.Blocks) -> int:
@@ -138,16 +150,16 @@ def harden(demo: gr.Blocks) -> int:
     """
     count = 0
     for block in demo.blocks.values():
-        if isinstance(block, gr.Chatbot):
-            block.render_markdown = False  # the HTML is final: no client-side Markdown pass
-            block.postprocess = _render_chat(block.postprocess)  # type: ignore[method-assign,assignment]
-        elif isinstance(block, gr.Markdown):
-            block.postprocess = _render_markdown(block.postprocess)  # type: ignore[method-assign,assignment]
-            if isinstance(block.value, str) and block.value:
-                block.value = safe_html(block.value)
-        else:
+        safe = _SAFE_CLASSES.get(type(block))
+        if safe is None:
             continue
-        block.sanitize_html = True
-        block.latex_delimiters = []  # KaTeX would turn text into markup again
+        block.__class__ = safe
+        settings = {**_SAFE_SETTINGS, **({"render_markdown": False} if safe is SafeChatbot else {})}
+        for name, value in settings.items():
+            setattr(block, name, value)
+            block.constructor_args[name] = value
+        value = getattr(block, "value", None)
+        if isinstance(value, str) and value:
+            block.value = safe_html(value)  # type: ignore[union-attr]
         count += 1
     return count

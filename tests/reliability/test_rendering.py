@@ -117,7 +117,7 @@ def _seed(db_url: str) -> None:
         for number, payload in enumerate(PAYLOADS):
             title = f"T{number} " + " ".join(payload.text.split())
             cid = app.repo.create_conversation(alice, title=title)
-            app.repo.add_message(alice, cid, "user", f"needle{number} {payload.text}")
+            app.repo.add_message(alice, cid, "user", f"needle n{number} {payload.text}")
     finally:
         app.close()
 
@@ -221,6 +221,7 @@ def test_no_payload_runs_builds_a_form_or_fetches_off_origin(
         injected = text_pdf(tmp_path / "notes.pdf", [INJECTION_PAGE])
         page.get_by_role("tab", name="Summarize").click()
         page.locator("#pdf input[type=file]").set_input_files(str(injected))
+        page.locator("#pdf button[aria-label=Clear]").wait_for()
         page.locator("#summarize").click()
         _wait_for_text(page, "#summary", MARKER)
         assert "ignore previous" in page.locator("#summary-status").inner_text()
@@ -243,9 +244,11 @@ def test_no_payload_runs_builds_a_form_or_fetches_off_origin(
         box.press("Enter")
         _wait_for_text(page, "#notice", ERROR_MARKER)
         page.get_by_role("tab", name="Summarize").click()
+        page.locator("#pdf button[aria-label=Clear]").click()
         page.locator("#pdf input[type=file]").set_input_files(
             str(text_pdf(tmp_path / "b.pdf", ["Bridges. " * 30]))
         )
+        page.locator("#pdf button[aria-label=Clear]").wait_for()
         page.locator("#summarize").click()
         _wait_for_text(page, ".toast-body, .toast-wrap", ERROR_MARKER)
         sites["errors (notice, toast)"] = 2 * len(PAYLOADS)
