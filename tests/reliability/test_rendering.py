@@ -76,7 +76,10 @@ CONTENT_AUDIT = """
       }
     }
   }
-  const sinks = "#chatbot, #summary, #summary-status, #notice, #conversations, .toast-wrap, .toast-body";
+  // Chat, summary and notices hold only wrapped content (audited above); labels and toasts are text.
+  const forms = document.querySelectorAll("#chatbot form, #summary form, #summary-status form, #notice form");
+  if (forms.length) bad.push(forms.length + " forms in rendered content");
+  const sinks = "#conversations, .toast-wrap, .toast-body";
   const active = "form, input:not([type=radio]):not([type=checkbox]), button[formaction], iframe, object, "
     + "embed, img, video, audio, picture, source, style, link, meta, base, math, svg image, svg script";
   for (const sink of document.querySelectorAll(sinks)) {
