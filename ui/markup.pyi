@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 import gradio as gr
-from gradio.components.chatbot import TextMessage
 import nh3
+from gradio.components.chatbot import TextMessage
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -112,7 +112,6 @@ def text_html(text: str) -> str:
 # gr.update does), so the page's components change class rather than only their settings.
 _SAFE_SETTINGS: dict[str, Any] = {"sanitize_html": True, "latex_delimiters": []}  # no KaTeX markup
 
-from gradio.events import Dependency
 
 class SafeChatbot(gr.Chatbot):
     """A Chatbot whose messages are final HTML from safe_html (no Markdown pass in the browser)."""

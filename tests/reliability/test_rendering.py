@@ -30,11 +30,41 @@ from tests.pdfs import text_pdf
 from tests.reliability.conftest import ServeProcess, record_figure
 from tests.reliability.security_helpers import login, security_server
 from tests.reliability.xss_corpus import EVIL, MARKER, PAYLOADS, corpus_text
-from ui.markup import ALLOWED_TAGS
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 90_000
+# What rendered content may contain: text formatting, lists, tables, code, links.
+ALLOWED_TAGS = frozenset(
+    [
+        "p",
+        "br",
+        "hr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "strong",
+        "em",
+        "s",
+        "del",
+        "code",
+        "pre",
+        "a",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+    ]
+)
 CORPUS = corpus_text()
 ERROR_MARKER = "ERR-END"
 ERROR_TEXT = "\n\n".join([*(p.text for p in PAYLOADS), ERROR_MARKER])
