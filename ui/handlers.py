@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
+from app.config import UnknownBackend
 from app.core import App
 from app.documents import Document, DocumentError, extract_pdf
 from app.injection import detect_injection
@@ -18,6 +19,7 @@ from app.language import ERROR_CODES, error_text
 from app.models import ModelSourceError, download_gguf, register_local_model
 from app.models import Progress as ModelProgress
 from app.throttle import throttled
+from backends.base import BackendError
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
 from ui.files import remove_upload, user_download_dir, write_private
@@ -69,6 +71,8 @@ class Handlers:
         line = backend_label(row)
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
+        if row.get("warning"):  # e.g. a GGUF without a chat template
+            line += f"\n\n> ⚠️ {literal(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -383,6 +387,9 @@ class Handlers:
                     first = False
         except InputRejected as exc:  # raised before the first update, so the chat pane is unchanged
             notice = error_text("en", exc.code) if exc.code in ERROR_CODES else str(exc)
+            yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
+        except (BackendError, UnknownBackend) as exc:  # before anything was stored: the text stays in the box
+            notice = error_text("en", exc.code, detail=str(exc)) if exc.code in ERROR_CODES else str(exc)
             yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
         except NotFound:
             yield keep_box, [], text("errors.not_found"), "", gr.skip(), False

@@ -10,12 +10,15 @@ Markdown pass, no LaTeX and Gradio's own sanitizer still on.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 import nh3
+from gradio import component_meta
 from gradio.components.chatbot import TextMessage
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -114,30 +117,43 @@ def text_html(text: str) -> str:
 _SAFE_SETTINGS: dict[str, Any] = {"sanitize_html": True, "latex_delimiters": []}  # no KaTeX markup
 
 
-class SafeChatbot(gr.Chatbot):
-    """A Chatbot whose messages are final HTML from safe_html (no Markdown pass in the browser)."""
-
-    is_template = True  # the browser still draws it as a Chatbot
-
-    def postprocess(self, value: Any) -> Any:
-        data = super().postprocess(value)
-        for message in data.root:
-            for part in message.content:
-                if isinstance(part, TextMessage):
-                    part.text = safe_html(part.text)
-            if message.metadata and message.metadata.get("title"):
-                message.metadata["title"] = text_html(str(message.metadata["title"]))
-        return data
+@contextlib.contextmanager
+def _no_type_stub() -> Iterator[None]:
+    """Gradio writes a .pyi stub beside the source of each component class defined; ui/markup.pyi
+    would then hide this module from type checkers. The two classes below are made without it."""
+    write_stub = component_meta.create_or_modify_pyi
+    component_meta.create_or_modify_pyi = lambda *_args: None
+    try:
+        yield
+    finally:
+        component_meta.create_or_modify_pyi = write_stub
 
 
-class SafeMarkdown(gr.Markdown):
-    """A Markdown component whose value is final HTML from safe_html."""
+with _no_type_stub():
 
-    is_template = True
+    class SafeChatbot(gr.Chatbot):
+        """A Chatbot whose messages are final HTML from safe_html (no Markdown pass in the browser)."""
 
-    def postprocess(self, value: Any) -> Any:
-        out = super().postprocess(value)
-        return safe_html(out) if isinstance(out, str) and out else out
+        is_template = True  # the browser still draws it as a Chatbot
+
+        def postprocess(self, value: Any) -> Any:
+            data = super().postprocess(value)
+            for message in data.root:
+                for part in message.content:
+                    if isinstance(part, TextMessage):
+                        part.text = safe_html(part.text)
+                if message.metadata and message.metadata.get("title"):
+                    message.metadata["title"] = text_html(str(message.metadata["title"]))
+            return data
+
+    class SafeMarkdown(gr.Markdown):
+        """A Markdown component whose value is final HTML from safe_html."""
+
+        is_template = True
+
+        def postprocess(self, value: Any) -> Any:
+            out = super().postprocess(value)
+            return safe_html(out) if isinstance(out, str) and out else out
 
 
 _SAFE_CLASSES: dict[type, type] = {gr.Chatbot: SafeChatbot, gr.Markdown: SafeMarkdown}
