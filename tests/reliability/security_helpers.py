@@ -19,6 +19,7 @@ from tests.reliability.conftest import (
     REPO_ROOT,
     START_TIMEOUT_S,
     ServeProcess,
+    _answers,
     cli_env,
     free_port,
     stop_process,
@@ -56,19 +57,10 @@ def security_server(tmp_path: Path, **config: Any) -> Iterator[ServeProcess]:
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until(lambda: _up(url, proc), START_TIMEOUT_S, f"the security test server on {url}", 0.25)
+        wait_until(lambda: _answers(url, proc), START_TIMEOUT_S, f"the security test server on {url}", 0.25)
         yield ServeProcess(proc, url, log)
     finally:
         stop_process(proc)
-
-
-def _up(url: str, proc: subprocess.Popen[bytes]) -> bool:
-    if proc.poll() is not None:
-        raise AssertionError(f"the test server exited with code {proc.returncode} during start-up")
-    try:
-        return httpx.get(url, timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
 
 
 def login(url: str, user: str, password: str | None = None, **client: Any) -> httpx.Client:

@@ -26,6 +26,7 @@ from app.core import App
 from backends.scripted import ScriptedBackend
 from tests.conftest import make_app
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_xss import TRAP
 from tests.pdfs import text_pdf
 from tests.reliability.conftest import ServeProcess, record_figure
 from tests.reliability.security_helpers import login, security_server
@@ -75,17 +76,6 @@ INJECTION_PAGE = (
 # Gradio strips <>:"/\|?*`$!{} from upload names; these survive, and were shown unescaped.
 FILE_NAME = "&#60;img src=x onerror=__pwned=93&#62; [l][r] **b** &lt;i&gt; \u202e fdp.pdf"
 
-TRAP = """
-(() => {
-  const report = (v) => { try { window.__xssReport(String(v)); } catch (e) {} };
-  try {
-    Object.defineProperty(window, "__pwned", {
-      configurable: false, get() { return undefined; }, set(v) { report(v); },
-    });
-  } catch (e) {}
-  window.alert = (v) => { report("alert:" + v); };
-})();
-"""
 # Inside rendered content only the allow-list may appear, with no event handler and no link to
 # anything but http(s) or mailto.
 CONTENT_AUDIT = """
