@@ -26,8 +26,10 @@ from backends.base import (
     BackendUnavailable,
     ChatBackend,
     ChatMessage,
+    Connection,
     ContextOverflow,
     Delta,
+    DeltaStream,
     GenerationOptions,
     Health,
     ModelFileError,
@@ -315,8 +317,12 @@ class LlamaCppBackend(ChatBackend):
     # -- loading -----------------------------------------------------------
 
     def load(self) -> None:
-        """Load the weights now; otherwise the first request does it."""
-        self._model()
+        """Load the weights now (the same as connecting)."""
+        self.connect()
+
+    def _connect(self) -> Connection:
+        # One Llama object serves one request at a time, so one runs at once.
+        return Connection(self.model_path.name, int(self._model().n_ctx()), parallel=1)
 
     def _model(self) -> Any:
         with self._load_lock:
@@ -374,16 +380,8 @@ class LlamaCppBackend(ChatBackend):
     # -- contract ----------------------------------------------------------
 
     @property
-    def model(self) -> str:
-        return self.model_path.name
-
-    @property
     def demo(self) -> bool:
         return self._embedded
-
-    @property
-    def context_window(self) -> int:
-        return int(self._model().n_ctx())
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text))
@@ -402,7 +400,7 @@ class LlamaCppBackend(ChatBackend):
         assert self._chat_format is not None  # set with the model
         return str(self._chat_format.formatter(messages=list(messages)).prompt)
 
-    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> DeltaStream:
         llm = self._model()
         prompt_tokens = self.count_message_tokens(messages)
         room = llm.n_ctx() - prompt_tokens
