@@ -6,17 +6,19 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from app import exporting
-from app.chat import ChatSettings, ChatUpdate, InputRejected
+from app.chat import ChatSettings, ChatUpdate
 from app.config import ConfigError, Settings, load_settings, with_local_model, with_remote
 from app.core import App
-from app.documents import Document, ExtractionCancelled
+from app.documents import Document
+from app.errors import AppError, Cancelled
 from app.language import SUPPORTED, normalize_code
-from app.summarize import SummaryCancelled
+from app.uploads import Upload
 from backends.base import BackendError
 from storage.repo import NotFound
 
@@ -150,13 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
     except CliError as exc:
         return _fail(exc.code, str(exc), exc.exit_code, as_json)
-    except (ConfigError, InputRejected, NotFound) as exc:
+    except Cancelled:
+        print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (ConfigError, AppError, NotFound) as exc:
         return _fail(getattr(exc, "code", "bad_input"), str(exc), EXIT_BAD_INPUT, as_json)
     except BackendError as exc:
         return _fail(exc.code, str(exc), EXIT_BACKEND, as_json)
-    except (SummaryCancelled, ExtractionCancelled):
-        print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
-        return EXIT_CANCELLED
 
 
 def _fail(code: str, message: str, exit_code: int, as_json: bool) -> int:
@@ -210,8 +212,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
         final = _drain(stream, None if args.json else sys.stdout)
     finally:
         app.close()
-    if final.status == "error":
-        raise CliError(final.error_code or "backend_error", final.error or "the backend failed", EXIT_BACKEND)
     if args.json:
         print(json.dumps(_chat_json(final), ensure_ascii=False))
     else:
@@ -251,14 +251,9 @@ def _chat_json(update: ChatUpdate) -> dict[str, object]:
 
 
 def _read_pdf(path: str, password: str | None) -> Document:
-    from app.documents import DocumentError, extract_pdf
+    from app.uploads import read_upload
 
-    try:
-        return extract_pdf(Path(path), password=password)
-    except DocumentError as exc:
-        raise CliError(exc.code, str(exc), EXIT_BAD_INPUT) from exc
-    except OSError as exc:
-        raise CliError("not_pdf", f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from exc
+    return read_upload(Path(path), password=password)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -276,27 +271,34 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    from ui.summary_view import SummaryView, injection_warning, progress_text
+
     lang = _language_flag(args.lang)
-    doc = _read_pdf(args.file, args.password)
-    for warning in doc.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     app = _open_app(args)
     try:
         if args.backend:
             app.settings.backend(args.backend)
-        plan = app.documents.plan(doc, args.backend)
-        print(f"plan: {plan.describe()}", file=sys.stderr)
-        outcome = app.documents.summarize(
-            app.local_user_id(),
-            doc,
-            language_setting=lang,
-            backend_name=args.backend,
-            plan=plan,
-            progress=_progress_line,
+        upload = Upload(
+            Path(args.file), app.local_user_id(), password=args.password, language=lang, backend=args.backend
         )
+        job = app.documents.open_upload(upload)
+        doc = job.document
+        for warning in doc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        view = SummaryView("en", warning=injection_warning(job.findings, "en"))
+        if view.warning:
+            print(view.warning, file=sys.stderr)
+        print(f"plan: {job.plan.describe()}", file=sys.stderr)
+        with closing(job.events):
+            for _ in view.fed(job.events):
+                if view.progress is not None and view.finished is None:
+                    line = progress_text(view.progress, "en")
+                    print(f"\r{line:<80}", end="", file=sys.stderr, flush=True)
     finally:
         print(file=sys.stderr)
         app.close()
+    assert view.finished is not None
+    outcome = view.finished.outcome
     result = outcome.result
     if not args.json:
         print(result.summary)
@@ -325,10 +327,6 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         )
     )
     return EXIT_OK
-
-
-def _progress_line(done: int, total: int, what: str) -> None:
-    print(f"\r[{done}/{total}] {what[:60]:<60}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:

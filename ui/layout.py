@@ -8,7 +8,9 @@ import gradio as gr
 
 from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
-from app.models import SUGGESTED_REPO
+from app.model_files import SUGGESTED_REPO
+from app.uploads import supported_suffixes
+from backends.base import GenerationOptions
 from ui import api
 from ui.handlers import Handlers
 from ui.i18n import t
@@ -92,7 +94,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         label=t("chat.send"),
                         placeholder=str(t("chat.placeholder")),
                         show_label=False,
-                        file_types=[".pdf"],
+                        file_types=supported_suffixes(),
                         elem_id="message",
                         submit_btn=True,
                     )
@@ -106,10 +108,10 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
                         with gr.Row():
                             temperature = gr.Slider(
-                                0.0, 1.5, value=0.7, step=0.05, label=t("settings.temperature")
+                                0.0, 1.5, value=GenerationOptions.temperature, step=0.05, label=t("settings.temperature")
                             )
                             max_tokens = gr.Slider(
-                                16, 4096, value=1024, step=16, label=t("settings.max_tokens")
+                                16, 4096, value=GenerationOptions.max_tokens, step=16, label=t("settings.max_tokens")
                             )
                         with gr.Row():
                             reply_language = gr.Dropdown(
@@ -125,7 +127,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                             )
 
                 with gr.Tab(t("summarize.title"), id="summarize-tab"):
-                    pdf = gr.File(label=t("summarize.upload"), file_types=[".pdf"], elem_id="pdf")
+                    pdf = gr.File(label=t("summarize.upload"), file_types=supported_suffixes(), elem_id="pdf")
                     with gr.Row():
                         summary_language = gr.Dropdown(
                             choices=language_choices("summarize.language_auto"),
@@ -180,8 +182,21 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             api_visibility="private",
             concurrency_limit=CHAT_LIMIT,
             concurrency_id=CHAT_GROUP,
+            # Progress is drawn in the status pane; Gradio's overlay would cover the sidebar.
+            show_progress="hidden",
         )
-        cancel_summary.click(None, cancels=[summary_event])
+        cancel_summary.click(
+            handlers.summary_cancelled, None, [summary_status], cancels=[summary_event], api_visibility="private"
+        )
+        # The plan shows as soon as a file is there, before anything runs.
+        for trigger in (pdf.upload, backend.change):
+            trigger(
+                handlers.preview,
+                [pdf, summary_language, password, backend],
+                [summary_status],
+                api_visibility="private",
+                show_progress="hidden",
+            )
         edit_last.click(handlers.edit_last, [conversation_id], [box, editing], api_visibility="private")
 
         conversations.select(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from backends.launcher import (
+from tests.net import free_port
     ALLOWED_FLAGS,
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -50,12 +51,6 @@ TWO_NODES = [
 
 def flags(cmd: list[str]) -> set[str]:
     return {arg for arg in cmd if arg.startswith("--")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_one_node_command() -> None:

@@ -4,7 +4,6 @@ failure modes). No mocks."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from backends.base import (
     GenerationOptions,
 )
 from backends.vllm import (
+from tests.net import free_port
     OpenAICompatBackend,
     _BoundedCache,
     is_overflow_message,
@@ -39,12 +39,6 @@ SAMPLE_TEXT = (
     "llamadesk summarizes PDFs of up to 128K tokens. Größe, naïve café, 東京, "
     "and numbers like 1234567 tokenize in their own ways."
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def user(text: str) -> list[ChatMessage]:

@@ -23,7 +23,8 @@ from backends.vllm import OpenAICompatBackend
 from storage.repo import MessageRow
 from tests.benchmarks.sim_server import start_simulator, stop_simulator
 from tests.conftest import make_app
-from tests.reliability.conftest import free_port, start_llama_server, stop_process
+from tests.net import free_port
+from tests.reliability.conftest import start_llama_server, stop_process
 
 SETTINGS = ChatSettings(max_tokens=48, temperature=0.0, seed=1)
 LONG_REPLY_SETTINGS = ChatSettings(max_tokens=400, temperature=0.7, seed=3)

@@ -24,7 +24,8 @@ from app.users import add_user
 from backends.scripted import ScriptedBackend
 from storage.repo import NotFound
 from tests.conftest import make_app
-from tests.reliability.conftest import free_port, record_figure, start_serve, stop_process
+from tests.net import free_port
+from tests.reliability.conftest import record_figure, start_serve, stop_process
 from ui.handlers import Handlers
 from ui.server import ServeOptions, launch
 
