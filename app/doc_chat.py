@@ -50,6 +50,7 @@ RETRIEVAL_SHARE = 0.35
 # While the model reads a long prompt no event comes; the stream still says how things stand.
 HEARTBEAT_S = 1.0
 RECENT_UPLOADS = 8
+STOP_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,10 @@ class DocumentService:
                 if isinstance(event, Finished):
                     return
         finally:
-            cancel.set()  # a no-op when finished; on close the run stops at its next token
+            # A no-op when finished. On close the run stops at its next token; waiting for it (boundedly:
+            # a model reading a long prompt cannot stop) means the reply is marked interrupted on return.
+            cancel.set()
+            worker.join(timeout=STOP_WAIT_S)
 
     def summarize(self, user_id: int, doc: Document, **options: object) -> SummaryOutcome:
         """Run `summary_events` to the end (for callers that need no progress)."""
@@ -251,7 +255,9 @@ class DocumentService:
     def _whole(self, sha256: str, backend: ChatBackend) -> tuple[str, int]:
         pages = self.repo.document_pages(sha256)
         marked = "\n".join(
-            f"{prompts.PAGE_MARK.format(page=i)}\n{text}" for i, text in enumerate(pages, start=1) if text.strip()
+            f"{prompts.PAGE_MARK.format(page=i)}\n{text}"
+            for i, text in enumerate(pages, start=1)
+            if text.strip()
         )
         fenced = fence_document(marked, prompts.DOCUMENT_CONTEXT_LABEL.format(ref=sha256[:12]))
         key = (sha256, backend.name)

@@ -53,6 +53,7 @@ _HEADER_WINDOW = 1024  # readers accept junk before %PDF- within the first KiB
 _LANGUAGE_SAMPLES = 12
 _LANGUAGE_SAMPLE_CHARS = 2000
 
+
 class DocumentError(AppError):
     """A file that cannot become a Document; `code` is the CLI/JSON error code (one of ErrorCode)."""
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from app import messages
 from backends.base import BackendError, ContextOverflow
+from storage.repo import NotFound
 
 
 class AppError(Exception):
@@ -45,9 +46,8 @@ def code_and_params(exc: BaseException) -> tuple[str, Mapping[str, object]]:
         return exc.code, {"detail": detail}
     if isinstance(exc, BackendError):
         return exc.code, {"detail": str(exc)}
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and messages.has(f"errors.{code}"):
-        return code, {}
+    if isinstance(exc, NotFound):
+        return "not_found", {}
     return "failed", {"detail": str(exc) or type(exc).__name__}
 
 

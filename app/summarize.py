@@ -512,7 +512,9 @@ class SummaryRun:
             )
             self.owner.repo.put_chunk_result(key, self.doc.sha256, text)
         else:
-            self._count(chunk.tokens + self.plan.overhead_tokens + self.plan.map_output_tokens, measured=False)
+            self._count(
+                chunk.tokens + self.plan.overhead_tokens + self.plan.map_output_tokens, measured=False
+            )
         part = Part(chunk.first_page, chunk.last_page, text, self.owner.backend.count_tokens(text))
         with self._lock:
             self._sections[index] = part

@@ -13,13 +13,13 @@ from gradio.data_classes import FileData
 from app import exporting
 from app.chat import ChatSettings
 from app.errors import AppError
-from ui.throttle import throttled
 from backends.base import BackendError
 from storage.repo import NotFound
 from ui.errors import user_error
 from ui.handlers import Handlers, uploaded_path
 from ui.i18n import error_text, request_language
 from ui.summary_view import SummaryView, injection_warning, urgent_event
+from ui.throttle import throttled
 
 # Remote backends must never be serialized by the app; a local model has its own lock.
 CHAT_CONCURRENCY = 64

@@ -18,7 +18,6 @@ from app.documents import Document
 from app.errors import AppError
 from app.model_files import ModelSourceError, download_gguf, register_local_model
 from app.model_files import Progress as ModelProgress
-from ui.throttle import throttled
 from app.uploads import Upload
 from backends.base import BackendError
 from storage.repo import MessageRow, NotFound
@@ -27,6 +26,7 @@ from ui.i18n import error_text, request_language, text
 from ui.identity import user_id_for
 from ui.markup import escape_html
 from ui.summary_view import SummaryView, injection_warning, plan_text, urgent_event
+from ui.throttle import throttled
 
 Messages = list[dict[str, Any]]
 _PROGRESS = gr.Progress()
@@ -185,9 +185,7 @@ class Handlers:
         )
         return self.app.documents.open_upload(upload)
 
-    def preview(
-        self, file: Any, lang: str, password: str, backend: str | None, request: gr.Request
-    ) -> str:
+    def preview(self, file: Any, lang: str, password: str, backend: str | None, request: gr.Request) -> str:
         """The plan and any injection warning, as soon as a file is uploaded; nothing runs."""
         ui_lang = request_language(request)
         path = uploaded_path(file)
@@ -274,7 +272,14 @@ class Handlers:
                         break
                     body = "\n\n".join(filter(None, [view.status(), escape_html(view.pass_text)]))
                     reply = {"role": "assistant", "content": body}
-                    yield {"text": "", "files": []}, [*shown, reply], view.warning, conversation_id, gr.skip(), False
+                    yield (
+                        {"text": "", "files": []},
+                        [*shown, reply],
+                        view.warning,
+                        conversation_id,
+                        gr.skip(),
+                        False,
+                    )
         except (AppError, BackendError, NotFound) as exc:
             notice = "\n\n".join(filter(None, [view.warning, f"⚠️ {error_text(exc, request)}"]))
             yield gr.skip(), shown, notice, conversation_id, gr.skip(), False
@@ -424,7 +429,14 @@ class Handlers:
             yield keep_box, [], error_text(exc, request), "", gr.skip(), False
         except (AppError, BackendError) as exc:
             if update is None:  # raised before the first update: the chat pane is unchanged
-                yield keep_box, gr.skip(), f"⚠️ {error_text(exc, request)}", conversation_id, gr.skip(), gr.skip()
+                yield (
+                    keep_box,
+                    gr.skip(),
+                    f"⚠️ {error_text(exc, request)}",
+                    conversation_id,
+                    gr.skip(),
+                    gr.skip(),
+                )
                 return
             visible = shown if update.reply else shown[:-1]  # the partial reply stays, as it is stored
             sidebar = gr.update(choices=self.conversation_choices(user_id), value=update.conversation_id)

@@ -10,7 +10,7 @@ from app.errors import render
 from app.messages import FALLBACK, translations
 from app.messages import text as text
 
-__all__ = ["i18n", "t", "text", "error_text", "request_language"]
+__all__ = ["error_text", "i18n", "request_language", "t", "text"]
 
 
 @cache

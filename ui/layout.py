@@ -108,10 +108,18 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
                         with gr.Row():
                             temperature = gr.Slider(
-                                0.0, 1.5, value=GenerationOptions.temperature, step=0.05, label=t("settings.temperature")
+                                0.0,
+                                1.5,
+                                value=GenerationOptions.temperature,
+                                step=0.05,
+                                label=t("settings.temperature"),
                             )
                             max_tokens = gr.Slider(
-                                16, 4096, value=GenerationOptions.max_tokens, step=16, label=t("settings.max_tokens")
+                                16,
+                                4096,
+                                value=GenerationOptions.max_tokens,
+                                step=16,
+                                label=t("settings.max_tokens"),
                             )
                         with gr.Row():
                             reply_language = gr.Dropdown(
@@ -186,7 +194,11 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             show_progress="hidden",
         )
         cancel_summary.click(
-            handlers.summary_cancelled, None, [summary_status], cancels=[summary_event], api_visibility="private"
+            handlers.summary_cancelled,
+            None,
+            [summary_status],
+            cancels=[summary_event],
+            api_visibility="private",
         )
         # The plan shows as soon as a file is there, before anything runs.
         for trigger in (pdf.upload, backend.change):

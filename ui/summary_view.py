@@ -24,7 +24,12 @@ def plan_text(plan: Plan, lang: str) -> str:
     if plan.strategy == "single":
         return text("summarize.plan_single", lang, tokens=tokens, backend=backend)
     return text(
-        "summarize.plan_chunks", lang, tokens=tokens, chunks=len(plan.chunks), merges=plan.merges, backend=backend
+        "summarize.plan_chunks",
+        lang,
+        tokens=tokens,
+        chunks=len(plan.chunks),
+        merges=plan.merges,
+        backend=backend,
     )
 
 
@@ -58,7 +63,9 @@ def duration(seconds: float) -> str:
 def progress_text(progress: Progressed, lang: str) -> str:
     share = progress.done_tokens / max(1, progress.total_tokens)
     filled = round(share * BAR_CELLS)
-    counts = text("summarize.progress", lang, done=f"{progress.done_tokens:,}", total=f"{progress.total_tokens:,}")
+    counts = text(
+        "summarize.progress", lang, done=f"{progress.done_tokens:,}", total=f"{progress.total_tokens:,}"
+    )
     line = f"{'▰' * filled}{'▱' * (BAR_CELLS - filled)} {counts} ({share:.0%})"
     if progress.eta_s is not None:
         line += " · " + text("summarize.eta", lang, eta=duration(progress.eta_s))
@@ -66,7 +73,11 @@ def progress_text(progress: Progressed, lang: str) -> str:
 
 
 def step_text(step: StepStarted, lang: str) -> str:
-    pages = f"p. {step.first_page}" if step.first_page == step.last_page else f"pp. {step.first_page}–{step.last_page}"
+    pages = (
+        f"p. {step.first_page}"
+        if step.first_page == step.last_page
+        else f"pp. {step.first_page}–{step.last_page}"
+    )
     key = {"single": "step_map", "map": "step_map", "merge": "step_merge", "final": "step_final"}[step.kind]
     return f"{text('summarize.' + key, lang, pages=pages)} ({step.index}/{step.steps})"
 
@@ -111,7 +122,9 @@ class SummaryView:
         bold = "**" if markdown else ""
         lines = [self.warning] if self.warning else []
         if self.plan is not None:
-            lines.append(f"{bold}{text('summarize.plan', self.lang)}:{bold} {plan_text(self.plan, self.lang)}")
+            lines.append(
+                f"{bold}{text('summarize.plan', self.lang)}:{bold} {plan_text(self.plan, self.lang)}"
+            )
         if self.finished is not None:
             lines.append(duration(self.finished.outcome.result.elapsed_s))
             return "\n\n".join(lines)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from backends.launcher import (
-from tests.net import free_port
     ALLOWED_FLAGS,
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -27,6 +26,7 @@ from tests.net import free_port
     run_server,
     vllm_installed,
 )
+from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,13 +22,13 @@ from backends.base import (
     GenerationOptions,
 )
 from backends.vllm import (
-from tests.net import free_port
     OpenAICompatBackend,
     _BoundedCache,
     is_overflow_message,
     normalize_base_url,
     overflow_error,
 )
+from tests.net import free_port
 
 N_CTX = 2048  # what conftest starts llama_cpp.server with
 ServerFactory = Callable[[], tuple[str, subprocess.Popen[bytes]]]

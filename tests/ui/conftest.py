@@ -19,8 +19,8 @@ from backends.base import ChatBackend
 from backends.scripted import ScriptedBackend
 from storage.repo import MessageRow
 from tests.conftest import make_app
-from ui.server import ServeOptions, launch
 from tests.net import free_port
+from ui.server import ServeOptions, launch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
