@@ -201,9 +201,26 @@ class DocumentService:
             cancel.set()
             worker.join(timeout=STOP_WAIT_S)
 
-    def summarize(self, user_id: int, doc: Document, **options: object) -> SummaryOutcome:
+    def summarize(
+        self,
+        user_id: int,
+        doc: Document,
+        *,
+        language_setting: str = "auto",
+        backend_name: str | None = None,
+        conversation_id: str | None = None,
+        plan: Plan | None = None,
+    ) -> SummaryOutcome:
         """Run `summary_events` to the end (for callers that need no progress)."""
-        for event in self.summary_events(user_id, doc, **options):  # type: ignore[arg-type]
+        events = self.summary_events(
+            user_id,
+            doc,
+            language_setting=language_setting,
+            backend_name=backend_name,
+            conversation_id=conversation_id,
+            plan=plan,
+        )
+        for event in events:
             if isinstance(event, Finished):
                 return event.outcome
         raise AssertionError("a summary stream ends with Finished or an exception")

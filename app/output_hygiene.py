@@ -22,6 +22,7 @@ _FILE_NAME_LINE = re.compile(r"^[ \t]*File name:[^\n]*\n?", re.IGNORECASE | re.M
 _SECTION_LABEL = re.compile(r"\[((?:p|pp)\.\s*\d+(?:\s*[–—-]\s*\d+)?)\]")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
+MAX_MARKER_CHARS = 40  # "<<<END DOCUMENT 0123456789abcdef>>>" and a little more
 LOOP_REPEATS = 3  # a sentence seen this often is a loop, not emphasis
 LOOP_MIN_CHARS = 24  # shorter sentences ("Yes.", list bullets) repeat legitimately
 _SENTENCE = re.compile(r"[^.!?。।\n]+[.!?。।]?")
@@ -37,6 +38,17 @@ def strip_markers(text: str) -> str:
         text = pattern.sub("", text)
     text = _SECTION_LABEL.sub(r"(\1)", text)
     return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def visible_so_far(text: str) -> str:
+    """`strip_markers` for text still being written: a marker not yet closed ("[pa", "<<<DOC") is held
+    back until it can be recognised."""
+    text = strip_markers(text)
+    tail = text[-MAX_MARKER_CHARS:]
+    opening = max(tail.rfind("["), tail.rfind("<"))
+    if opening >= 0 and not any(close in tail[opening:] for close in "]>"):
+        text = text[: len(text) - len(tail) + opening].rstrip()
+    return text
 
 
 def loop_start(text: str) -> int | None:

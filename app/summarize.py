@@ -30,7 +30,7 @@ from app import prompts
 from app.documents import Document
 from app.errors import Cancelled
 from app.injection import fence_document
-from app.output_hygiene import LoopGuard, echoes_markers, strip_markers
+from app.output_hygiene import LoopGuard, echoes_markers, strip_markers, visible_so_far
 from backends.base import ChatBackend, ChatMessage, GenerationOptions, close_stream
 from storage.repo import Repository
 
@@ -45,6 +45,7 @@ REMOTE_PARALLEL_MAPS = 8
 SUMMARY_TEMPERATURE = 0.2
 SUMMARY_REPEAT_PENALTY = 1.15
 PROGRESS_INTERVAL_S = 0.5
+MIN_RATE_WINDOW_S = 0.25  # a rate measured over less is noise
 
 StepKind = Literal["single", "map", "merge", "final"]
 
@@ -480,7 +481,7 @@ class SummaryRun:
         total = max(self.plan.work_tokens, done)
         elapsed = time.monotonic() - self.started
         eta = None
-        if measured > 0 and elapsed > 1.0:
+        if measured > 0 and elapsed > MIN_RATE_WINDOW_S:
             eta = (total - done) / (measured / elapsed)
         return Progressed(done, total, eta, elapsed)
 
@@ -607,7 +608,7 @@ class SummaryRun:
         return text.strip()
 
     def _show(self, kind: StepKind, span: Part, text: str, delta: str) -> None:
-        shown = strip_markers(text)
+        shown = visible_so_far(text)
         if kind in ("single", "final"):
             with self._lock:
                 self._overview = shown

@@ -189,7 +189,7 @@ def test_an_unknown_language_is_bad_input_before_anything_runs(db_url: str, tmp_
 
 
 def test_events_report_steps_tokens_and_an_eta(db_url: str) -> None:
-    backend = HandlerBackend(echo_codes, context_window=600, delay_s=0.01)
+    backend = HandlerBackend(echo_codes, context_window=600, delay_s=0.02)
     app = make_app(db_url, backend)
     doc = document([long_page_text(n) for n in range(1, 13)])
     events = events_of(app, doc)
@@ -232,6 +232,7 @@ def test_a_summary_is_stored_like_a_chat_reply_and_checkpointed_while_written(db
 
 def test_cancel_leaves_an_interrupted_reply_and_a_rerun_continues_the_same_conversation(db_url: str) -> None:
     backend = ScriptedBackend(reply="A summary of this part, with facts.", context_window=600, delay_s=0.002)
+    backend.concurrent = False  # one map step after the other, as on a local model
     app = make_app(db_url, backend)
     user = app.local_user_id()
     doc = document([long_page_text(n) for n in range(1, 13)])
