@@ -24,7 +24,7 @@ from pathlib import Path
 
 from app import language, prompts
 from app.checkpoint import Checkpointer
-from app.documents import Document
+from app.documents import Document, PageProgress
 from app.errors import AppError
 from app.injection import Finding, detect_in_pages, detect_injection, fence_document
 from app.registry import BackendRegistry
@@ -39,7 +39,7 @@ from app.summarize import (
     effective_context,
     make_plan,
 )
-from app.uploads import Upload, read_upload
+from app.uploads import ReadControl, Upload, read_upload
 from backends.base import ChatBackend
 from storage.repo import Repository
 
@@ -94,13 +94,14 @@ class DocumentService:
 
     # -- the pipeline ---------------------------------------------------------------
 
-    def open_upload(self, upload: Upload) -> SummaryJob:
+    def open_upload(self, upload: Upload, reading: PageProgress | None = None) -> SummaryJob:
         """Read the upload, look for injected instructions in its text and its name, and plan it.
 
-        Raises DocumentError for a bad file and AppError("bad_language") for an unknown language.
+        `reading` hears pages read so far. Raises DocumentError for a bad file and
+        AppError("bad_language") for an unknown language.
         """
         lang_setting = validate_language(upload.language)
-        doc = self.read(upload)
+        doc = self.read(upload, reading)
         plan = self.plan(doc, upload.backend)
         lang = self.summary_language(lang_setting, doc)
         events = self.summary_events(
@@ -113,7 +114,7 @@ class DocumentService:
         )
         return SummaryJob(doc, injection_findings(doc), plan, lang, events)
 
-    def read(self, upload: Upload) -> Document:
+    def read(self, upload: Upload, reading: PageProgress | None = None) -> Document:
         """The upload's document; the same file uploaded again (plan, then run) is read once."""
         stat = upload.path.stat()
         key = (str(upload.path), stat.st_size, stat.st_mtime_ns, upload.filename, upload.password)
@@ -121,7 +122,7 @@ class DocumentService:
             if key in self._recent:
                 self._recent.move_to_end(key)
                 return self._recent[key]
-        doc = read_upload(upload.path, upload.filename, upload.password)
+        doc = read_upload(upload.path, upload.filename, upload.password, ReadControl(progress=reading))
         with self._lock:
             self._recent[key] = doc
             while len(self._recent) > RECENT_UPLOADS:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.documents import Document, DocumentError, extract_pdf
+from app.documents import Document, DocumentError, PageProgress, extract_pdf
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,21 @@ class Upload:
         return self.name or self.path.name
 
 
-Parser = Callable[[Path, str, str | None, threading.Event | None], Document]
+@dataclass(frozen=True)
+class ReadControl:
+    """What a parser reports to and hears from its caller while it reads."""
+
+    progress: PageProgress | None = None
+    cancel: threading.Event | None = None
 
 
-def _parse_pdf(path: Path, name: str, password: str | None, cancel: threading.Event | None) -> Document:
-    return extract_pdf(path, filename=name, password=password, cancel=cancel)
+Parser = Callable[[Path, str, str | None, ReadControl], Document]
+
+
+def _parse_pdf(path: Path, name: str, password: str | None, control: ReadControl) -> Document:
+    return extract_pdf(
+        path, filename=name, password=password, progress=control.progress, cancel=control.cancel
+    )
 
 
 _PARSERS: dict[str, Parser] = {".pdf": _parse_pdf}
@@ -51,12 +61,12 @@ def supported_suffixes() -> list[str]:
 
 
 def read_upload(
-    path: Path, name: str = "", password: str | None = None, cancel: threading.Event | None = None
+    path: Path, name: str = "", password: str | None = None, control: ReadControl | None = None
 ) -> Document:
     """The file's document, read by the parser for its type; DocumentError for a bad file."""
     name = name or path.name
     parser = _PARSERS.get(Path(name).suffix.lower(), _parse_pdf)
     try:
-        return parser(path, name, password or None, cancel)
+        return parser(path, name, password or None, control or ReadControl())
     except OSError as exc:
         raise DocumentError("not_pdf", f"cannot read {name}: {exc.strerror or exc}") from exc

@@ -70,8 +70,8 @@ def register(handlers: Handlers) -> None:
             view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang))
             with closing(job.events):
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
-                    if view.finished is None:
-                        yield view.status()
+                    if view.finished is None:  # the text of the pass being written is a sign of life
+                        yield "\n\n".join(filter(None, [view.status(), view.pass_text]))
         except (AppError, BackendError, NotFound) as exc:
             raise user_error(error_text(exc, request)) from exc
         if view.finished is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import gradio as gr
 from app.chat import ChatSettings, ChatUpdate, Updates
 from app.core import App
 from app.doc_chat import SummaryJob
-from app.documents import Document
+from app.documents import Document, PageProgress
 from app.errors import AppError
 from app.model_files import ModelSourceError, download_gguf, register_local_model
 from app.model_files import Progress as ModelProgress
@@ -30,6 +31,7 @@ from ui.throttle import throttled
 
 Messages = list[dict[str, Any]]
 _PROGRESS = gr.Progress()
+PREVIEW_TICK_S = 0.3
 # Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
@@ -172,6 +174,7 @@ class Handlers:
         password: str | None,
         backend: str | None,
         conversation_id: str,
+        reading: PageProgress | None = None,
     ) -> SummaryJob:
         if not path:
             raise AppError("no_file")
@@ -183,22 +186,56 @@ class Handlers:
             backend=backend or None,
             conversation_id=conversation_id or None,
         )
-        return self.app.documents.open_upload(upload)
+        return self.app.documents.open_upload(upload, reading)
 
-    def preview(self, file: Any, lang: str, password: str, backend: str | None, request: gr.Request) -> str:
-        """The plan and any injection warning, as soon as a file is uploaded; nothing runs."""
+    def preview(
+        self, file: Any, lang: str, password: str, backend: str | None, request: gr.Request
+    ) -> Iterator[str]:
+        """Pages read so far, then the plan and any injection warning, as soon as a file is uploaded;
+        nothing runs. Reading happens in a worker so that the page count can be shown meanwhile."""
         ui_lang = request_language(request)
         path = uploaded_path(file)
         if not path:
-            return ""
-        try:
-            job = self.open_upload(self.user(request), path, lang, password, backend, "")
-        except (AppError, BackendError) as exc:
-            return f"⚠️ {error_text(exc, request)}"
-        job.events.close()
+            yield ""
+            return
+        read = [0, 0]
+        found: list[SummaryJob | BaseException] = []
+
+        def report(done: int, total: int) -> None:
+            read[:] = [done, total]
+
+        def work() -> None:
+            try:
+                job = self.open_upload(
+                    self.user(request),
+                    path,
+                    lang,
+                    password,
+                    backend,
+                    "",
+                    report,
+                )
+                job.events.close()
+                found.append(job)
+            except BaseException as exc:  # handed to the generator, which renders it
+                found.append(exc)
+
+        worker = threading.Thread(target=work, name="plan", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(PREVIEW_TICK_S)
+            if worker.is_alive() and read[1]:
+                yield text("summarize.reading", ui_lang, done=read[0], total=read[1])
+        result = found[0]
+        if isinstance(result, (AppError, BackendError)):
+            yield f"⚠️ {error_text(result, request)}"
+            return
+        if isinstance(result, BaseException):
+            raise result
+        job = result
         lines = [injection_warning(job.findings, ui_lang)]
         lines.append(f"**{text('summarize.plan', ui_lang)}:** {plan_text(job.plan, ui_lang)}")
-        return "\n\n".join(filter(None, lines))
+        yield "\n\n".join(filter(None, lines))
 
     def summarize(
         self,

@@ -193,12 +193,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             # Progress is drawn in the status pane; Gradio's overlay would cover the sidebar.
             show_progress="hidden",
         )
-        cancel_summary.click(
-            handlers.summary_cancelled,
-            None,
-            [summary_status],
-            cancels=[summary_event],
-            api_visibility="private",
+        # Said once the run has stopped, so that no late progress update can cover it.
+        cancel_summary.click(None, cancels=[summary_event], api_visibility="private").then(
+            handlers.summary_cancelled, None, [summary_status], api_visibility="private"
         )
         # The plan shows as soon as a file is there, before anything runs.
         for trigger in (pdf.upload, backend.change):

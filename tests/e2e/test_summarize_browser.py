@@ -62,6 +62,8 @@ def test_the_plan_shows_on_upload_and_the_run_streams_then_cancels(
 
     started = time.monotonic()
     page.locator("#pdf input[type=file]").set_input_files(str(pdf))
+    page.locator("#summary-status").get_by_text("Reading the document").wait_for()  # a sign of life at once
+    reading_after_s = time.monotonic() - started
     page.locator("#summary-status").get_by_text("tokens,").wait_for(timeout=PLAN_WITHIN_S * 1000)
     plan_after_s = time.monotonic() - started
     assert "chunks" in status_text(page) or "one pass" in status_text(page)
@@ -82,10 +84,12 @@ def test_the_plan_shows_on_upload_and_the_run_streams_then_cancels(
 
     page.locator("#cancel-summary").click()
     page.locator("#summary-status").get_by_text("Cancelled").wait_for()
+    page.wait_for_timeout(1000)
+    assert "Cancelled" in status_text(page), "no late update covers it"
     cid = only_conversation(served.app)
     wait_until(lambda: last_reply_settled(served.app, cid), 30, "the cancelled summary to be saved")
     assert stored_messages(served.app, cid)[-1].status == "interrupted"
-    print(f"plan shown {plan_after_s:.1f} s after the upload of an 87-page PDF")
+    print(f"87-page PDF: pages counting {reading_after_s:.1f} s, plan {plan_after_s:.1f} s after the upload")
 
 
 def test_closing_the_tab_cancels_the_run(
