@@ -16,6 +16,7 @@ from app import language, prompts
 from app.checkpoint import Checkpointer
 from app.doc_chat import DocumentService
 from app.errors import AppError
+from app.heartbeat import Heartbeat
 from app.output_hygiene import LoopGuard
 from app.registry import BackendRegistry
 from app.text import strip_control_chars
@@ -99,10 +100,17 @@ class _Prompt:
 
 
 class ChatService:
-    def __init__(self, repo: Repository, backends: BackendRegistry, documents: DocumentService) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        backends: BackendRegistry,
+        documents: DocumentService,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.repo = repo
         self.backends = backends
         self.documents = documents
+        self.heartbeat = heartbeat or Heartbeat(repo)
 
     # -- public entry points ------------------------------------------------
 
@@ -112,12 +120,12 @@ class ChatService:
         documents: list[str] = []
         if conversation_id:
             state = self.repo.turn_state(user_id, conversation_id)
-            backend = self._backend_for(state.conversation, settings)
+            backend = self._ready(self._backend_for(state.conversation, settings))
             turns = _turns(state.messages)
             documents = state.documents
             lang = self._reply_language(user_id, state.conversation, text, settings)
         else:
-            backend = self._backend_for(None, settings)
+            backend = self._ready(self._backend_for(None, settings))
             # Created with its language settled: every write saved is time to the first token.
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
@@ -281,49 +289,50 @@ class ChatService:
         update = base
         guard = LoopGuard()
         finished = False
-        try:
-            stream = backend.stream_chat(prompt.messages, options)
+        with self.heartbeat.alive(reply_id):
             try:
-                for delta in stream:
-                    if delta.text:
-                        # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
-                        parts.append(storable_text(strip_control_chars(delta.text)))
-                        first = update.ttft_s is None
-                        ttft = time.monotonic() - started if first else update.ttft_s
-                        reply = "".join(parts)
-                        cut = guard.cut(reply)
-                        if cut is not None:  # the model is repeating itself: keep one copy and stop
-                            parts = [reply[:cut].rstrip()]
-                            update = replace(update, reply=parts[0])
-                            break
-                        update = replace(update, reply=reply, ttft_s=ttft, first_text=first)
-                        checkpoint.maybe(update.reply)
-                        yield update
-                    if delta.prompt_tokens is not None:
-                        update = replace(
-                            update,
-                            prompt_tokens=delta.prompt_tokens,
-                            completion_tokens=delta.completion_tokens or 0,
-                        )
+                stream = backend.stream_chat(prompt.messages, options)
+                try:
+                    for delta in stream:
+                        if delta.text:
+                            # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
+                            parts.append(storable_text(strip_control_chars(delta.text)))
+                            first = update.ttft_s is None
+                            ttft = time.monotonic() - started if first else update.ttft_s
+                            reply = "".join(parts)
+                            cut = guard.cut(reply)
+                            if cut is not None:  # the model is repeating itself: keep one copy and stop
+                                parts = [reply[:cut].rstrip()]
+                                update = replace(update, reply=parts[0])
+                                break
+                            update = replace(update, reply=reply, ttft_s=ttft, first_text=first)
+                            checkpoint.maybe(update.reply)
+                            yield update
+                        if delta.prompt_tokens is not None:
+                            update = replace(
+                                update,
+                                prompt_tokens=delta.prompt_tokens,
+                                completion_tokens=delta.completion_tokens or 0,
+                            )
+                finally:
+                    close_stream(stream)  # releases a local model's lock at once on Stop
+                update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
+                self.repo.checkpoint_message(
+                    user_id,
+                    reply_id,
+                    update.reply,
+                    status="complete",
+                    prompt_tokens=update.prompt_tokens,
+                    completion_tokens=update.completion_tokens,
+                )
+                finished = True
+            except BackendError:
+                finished = True
+                self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
+                raise
             finally:
-                close_stream(stream)  # releases a local model's lock at once on Stop
-            update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
-            self.repo.checkpoint_message(
-                user_id,
-                reply_id,
-                update.reply,
-                status="complete",
-                prompt_tokens=update.prompt_tokens,
-                completion_tokens=update.completion_tokens,
-            )
-            finished = True
-        except BackendError:
-            finished = True
-            self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
-            raise
-        finally:
-            if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
-                self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
+                if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
+                    self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
         yield update
         if not first_exchange:
             return
@@ -378,6 +387,12 @@ class ChatService:
         )
 
     # -- helpers ------------------------------------------------------------
+
+    @staticmethod
+    def _ready(backend: ChatBackend) -> ChatBackend:
+        """Load or reach the backend before anything is stored: a broken one leaves no unanswered message."""
+        _ = backend.context_window  # raises BackendError when the model does not load or answer
+        return backend
 
     def _backend_for(self, conversation: ConversationRow | None, settings: ChatSettings) -> ChatBackend:
         name = settings.backend

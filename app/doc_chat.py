@@ -25,7 +25,6 @@ from pathlib import Path
 from app import language, prompts
 from app.checkpoint import Checkpointer
 from app.documents import Document, PageProgress
-from app.errors import AppError
 from app.injection import Finding, detect_in_pages, detect_injection, fence_document
 from app.registry import BackendRegistry
 from app.summarize import (
@@ -97,13 +96,13 @@ class DocumentService:
     def open_upload(self, upload: Upload, reading: PageProgress | None = None) -> SummaryJob:
         """Read the upload, look for injected instructions in its text and its name, and plan it.
 
-        `reading` hears pages read so far. Raises DocumentError for a bad file and
-        AppError("bad_language") for an unknown language.
+        `reading` hears pages read so far. Raises DocumentError for a bad file and LanguageRejected
+        for an unknown language.
         """
-        lang_setting = validate_language(upload.language)
+        lang = language.language_setting(upload.language or "auto")  # bad input, before any work
         doc = self.read(upload, reading)
         plan = self.plan(doc, upload.backend)
-        lang = self.summary_language(lang_setting, doc)
+        lang = self.summary_language(lang, doc)
         events = self.summary_events(
             upload.user_id,
             doc,
@@ -130,9 +129,8 @@ class DocumentService:
         return doc
 
     def summary_language(self, setting: str, doc: Document) -> str:
-        if setting and setting != "auto":
-            return validate_language(setting)
-        return doc.language or "en"
+        chosen = language.language_setting(setting or "auto")
+        return (doc.language or "en") if chosen == "auto" else chosen
 
     def plan(self, doc: Document, backend_name: str | None = None) -> Plan:
         return make_plan(doc, self.backends.get(backend_name))
@@ -305,16 +303,6 @@ class DocumentService:
             return prompts.NOTHING_FOUND
         pages = fence_document("\n\n".join(found), prompts.PASSAGES_LABEL)
         return f"{pages}\n\n{prompts.ANSWER_FROM_PASSAGES}"
-
-
-def validate_language(setting: str | None) -> str:
-    """ "auto" or a supported code; anything else is bad input, on every path."""
-    if not setting or setting == "auto":
-        return "auto"
-    code = language.normalize_code(setting)
-    if code is None:
-        raise AppError("bad_language", value=setting, supported=", ".join(language.SUPPORTED))
-    return code
 
 
 def injection_findings(doc: Document) -> list[Finding]:

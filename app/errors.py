@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app import messages
+from app.config import ConfigError
+from app.language import LanguageRejected
 from backends.base import BackendError, ContextOverflow
 from storage.repo import NotFound
 
@@ -38,6 +40,10 @@ class Cancelled(AppError):
     code = "cancelled"
 
 
+# What a user can act on, as opposed to a bug: frontends render these and print no traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (AppError, BackendError, NotFound, LanguageRejected, ConfigError)
+
+
 def code_and_params(exc: BaseException) -> tuple[str, Mapping[str, object]]:
     if isinstance(exc, AppError):
         return exc.code, exc.params
@@ -48,6 +54,9 @@ def code_and_params(exc: BaseException) -> tuple[str, Mapping[str, object]]:
         return exc.code, {"detail": str(exc)}
     if isinstance(exc, NotFound):
         return "not_found", {}
+    code = getattr(exc, "code", None)  # typed errors of modules below this one (app.language)
+    if isinstance(code, str) and messages.has(f"errors.{code}"):
+        return code, getattr(exc, "params", None) or {"detail": str(exc)}
     return "failed", {"detail": str(exc) or type(exc).__name__}
 
 

@@ -12,8 +12,7 @@ from gradio.data_classes import FileData
 
 from app import exporting
 from app.chat import ChatSettings
-from app.errors import AppError
-from backends.base import BackendError
+from app.errors import USER_ERRORS
 from storage.repo import NotFound
 from ui.errors import user_error
 from ui.handlers import Handlers, uploaded_path
@@ -36,7 +35,7 @@ def register(handlers: Handlers) -> None:
                 for update in throttled(stream, urgent=lambda u: u.urgent):
                     if update.reply or update.done:  # "" before the first token tells a client nothing
                         yield update.reply
-        except (AppError, BackendError, NotFound) as exc:
+        except USER_ERRORS as exc:
             raise user_error(error_text(exc, request)) from exc
 
     def conversations(request: gr.Request) -> list[dict]:
@@ -72,7 +71,7 @@ def register(handlers: Handlers) -> None:
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
                     if view.finished is None:  # the text of the pass being written is a sign of life
                         yield "\n\n".join(filter(None, [view.status(), view.pass_text]))
-        except (AppError, BackendError, NotFound) as exc:
+        except USER_ERRORS as exc:
             raise user_error(error_text(exc, request)) from exc
         if view.finished is not None:
             yield view.summary

@@ -16,7 +16,7 @@ from app.chat import ChatSettings, ChatUpdate, Updates
 from app.core import App
 from app.doc_chat import SummaryJob
 from app.documents import Document, PageProgress
-from app.errors import AppError
+from app.errors import USER_ERRORS, AppError
 from app.model_files import ModelSourceError, download_gguf, register_local_model
 from app.model_files import Progress as ModelProgress
 from app.uploads import Upload
@@ -73,6 +73,8 @@ class Handlers:
         line = backend_label(row)
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
+        if row.get("warning"):  # e.g. a GGUF without a chat template
+            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -227,7 +229,7 @@ class Handlers:
             if worker.is_alive() and read[1]:
                 yield text("summarize.reading", ui_lang, done=read[0], total=read[1])
         result = found[0]
-        if isinstance(result, (AppError, BackendError)):
+        if isinstance(result, USER_ERRORS):
             yield f"⚠️ {error_text(result, request)}"
             return
         if isinstance(result, BaseException):
@@ -254,7 +256,7 @@ class Handlers:
         ui_lang = request_language(request)
         try:
             job = self.open_upload(user_id, uploaded_path(file), lang, password, backend, conversation_id)
-        except (AppError, BackendError) as exc:
+        except USER_ERRORS as exc:
             yield f"⚠️ {error_text(exc, request)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang))
@@ -263,7 +265,7 @@ class Handlers:
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
                     if view.finished is None:
                         yield view.status(), escape_html(view.pass_text), gr.skip(), gr.skip(), gr.skip()
-        except (AppError, BackendError, NotFound) as exc:
+        except USER_ERRORS as exc:
             failed = "\n\n".join(filter(None, [view.warning, f"⚠️ {error_text(exc, request)}"]))
             yield failed, gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
@@ -296,7 +298,7 @@ class Handlers:
         ui_lang = request_language(request)
         try:
             job = self.open_upload(user_id, path, lang, None, backend, conversation_id)
-        except (AppError, BackendError) as exc:
+        except USER_ERRORS as exc:
             yield gr.skip(), gr.skip(), f"⚠️ {error_text(exc, request)}", conversation_id, gr.skip(), False
             return
         doc = job.document
@@ -317,7 +319,7 @@ class Handlers:
                         gr.skip(),
                         False,
                     )
-        except (AppError, BackendError, NotFound) as exc:
+        except USER_ERRORS as exc:
             notice = "\n\n".join(filter(None, [view.warning, f"⚠️ {error_text(exc, request)}"]))
             yield gr.skip(), shown, notice, conversation_id, gr.skip(), False
             return
@@ -464,7 +466,7 @@ class Handlers:
                     first = False
         except NotFound as exc:
             yield keep_box, [], error_text(exc, request), "", gr.skip(), False
-        except (AppError, BackendError) as exc:
+        except USER_ERRORS as exc:
             if update is None:  # raised before the first update: the chat pane is unchanged
                 yield (
                     keep_box,

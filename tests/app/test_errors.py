@@ -7,7 +7,7 @@ import pytest
 from app.chat import MAX_MESSAGE_CHARS, InputRejected, validate_message
 from app.documents import DocumentError
 from app.errors import AppError, render
-from app.language import SUPPORTED, detect
+from app.language import SUPPORTED, LanguageRejected, detect, language_setting
 from app.messages import text, translations
 from backends.base import BackendError, BackendUnavailable, ContextOverflow
 from storage.repo import NotFound
@@ -48,6 +48,12 @@ def test_detail_is_appended_once_and_never_doubled() -> None:
 def test_other_exceptions_render_too() -> None:
     assert render(NotFound("conversation not found"), "es") == text("errors.not_found", "es")
     assert render(RuntimeError("boom"), "ja") == "Something went wrong. (boom)"
+
+
+def test_errors_of_lower_modules_render_with_their_values() -> None:
+    with pytest.raises(LanguageRejected) as info:
+        language_setting("klingon")
+    assert render(info.value, "es").startswith("El idioma «klingon» no está disponible")
 
 
 def test_regional_codes_fall_back_to_their_language() -> None:

@@ -14,7 +14,7 @@ from app.chat import ChatSettings
 from app.core import App
 from app.doc_chat import Finished, SummaryOutcome
 from app.documents import Document, extract_pdf
-from app.errors import AppError
+from app.language import LanguageRejected
 from app.summarize import (
     Notice,
     PassText,
@@ -181,9 +181,9 @@ def test_an_upload_gives_the_document_findings_plan_and_events(db_url: str, tmp_
 def test_an_unknown_language_is_bad_input_before_anything_runs(db_url: str, tmp_path: Path) -> None:
     app = make_app(db_url, ScriptedBackend())
     path = long_pdf(tmp_path / "a.pdf", 1)
-    with pytest.raises(AppError) as info:
+    with pytest.raises(LanguageRejected) as info:
         app.documents.open_upload(Upload(path, app.local_user_id(), language="klingon"))
-    assert info.value.code == "bad_language"
+    assert info.value.code == "unsupported_language"
     assert app.repo.list_conversations(app.local_user_id()) == []
     app.close()
 
