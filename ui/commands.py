@@ -198,7 +198,9 @@ def cmd_summarize(args: argparse.Namespace) -> int:
             Path(args.file), app.local_user_id(), password=args.password, language=lang, backend=args.backend
         )
         try:
-            job = app.documents.open_upload(upload, lambda done, total: progress.show(done, total, "pages read"))
+            job = app.documents.open_upload(
+                upload, lambda done, total: progress.show(done, total, "pages read")
+            )
         finally:
             progress.end()
         doc = job.document

@@ -20,7 +20,6 @@ from app.errors import USER_ERRORS, AppError
 from app.model_files import ModelSourceError, download_gguf, register_local_model
 from app.model_files import Progress as ModelProgress
 from app.uploads import Upload
-from backends.base import BackendError
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
 from ui.i18n import error_text, request_language, text
