@@ -27,6 +27,7 @@ from backends.base import (
     ChatMessage,
     ContextOverflow,
     GenerationOptions,
+    ModelFileError,
     close_stream,
 )
 from storage.repo import ConversationRow, MessageRow, Repository, storable_text
@@ -390,8 +391,15 @@ class ChatService:
 
     @staticmethod
     def _ready(backend: ChatBackend) -> ChatBackend:
-        """Load or reach the backend before anything is stored: a broken one leaves no unanswered message."""
-        _ = backend.context_window  # raises BackendError when the model does not load or answer
+        """Load the model before anything is stored: a model file that cannot load is bad input,
+        and raises ModelFileError with nothing written. A server that cannot be reached right now
+        is reported by the reply instead, and the stored message waits for a retry."""
+        try:
+            _ = backend.context_window
+        except ModelFileError:
+            raise
+        except BackendError:
+            pass
         return backend
 
     def _backend_for(self, conversation: ConversationRow | None, settings: ChatSettings) -> ChatBackend:

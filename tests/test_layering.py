@@ -23,6 +23,8 @@ names = []
 for package in ("app", "backends", "storage"):
     root = importlib.import_module(package)
     for info in pkgutil.walk_packages(root.__path__, package + "."):
+        if info.name.startswith("storage.migrations"):
+            continue  # scripts that Alembic runs (env.py configures a live migration), not modules
         importlib.import_module(info.name)
         names.append(info.name)
 loaded = sorted({m.split(".")[0] for m in sys.modules} & {"gradio", "ui"})

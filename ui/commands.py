@@ -160,7 +160,8 @@ class _ProgressLine:
         self.line(f"[{done}/{total}] {what[:60]}")
 
     def line(self, text: str) -> None:
-        print(f"\r{text:<80}", end="", file=sys.stderr, flush=True)
+        back = "\r" if self.drawn else ""
+        print(f"{back}{text:<80}", end="", file=sys.stderr, flush=True)
         self.drawn = True
 
     def end(self) -> None:

@@ -34,7 +34,7 @@ def assert_cancelled(process: CliProcess, code: int) -> None:
 def test_sigint_while_modules_load_exits_130(db_url: str) -> None:
     # -X importtime reports each import on stderr as it completes: the signal lands mid start-up.
     process = CliProcess("chat", "hello", db_url=db_url, python_flags=("-X", "importtime"))
-    process.wait_for_stderr(r"\| sqlalchemy\n")
+    process.wait_for_stderr(r"\|\s+sqlalchemy\n")
     code = process.signal_and_wait()
     stderr = process.stderr.text()
     assert code == 130, stderr[-3000:]
