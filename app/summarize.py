@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from app import prompts
+from app import messages, prompts
 from app.documents import Document
 from app.errors import Cancelled
 from app.injection import fence_document
@@ -448,7 +448,7 @@ class SummaryRun:
         else:
             mapped = self._map(self.plan.chunks)
             sections, overview = self._reduce(mapped)
-        summary = compose(overview, sections, self.doc.page_count)
+        summary = compose(overview, sections, self.doc.page_count, self.lang)
         result = SummaryResult(
             summary=summary,
             language=self.lang,
@@ -472,7 +472,7 @@ class SummaryRun:
             overview = self._overview
         if not overview and not sections:
             return ""
-        return compose(overview, sections, self.doc.page_count, placeholder="")
+        return compose(overview, sections, self.doc.page_count, self.lang, placeholder="")
 
     def progress(self) -> Progressed:
         with self._lock:
@@ -652,7 +652,9 @@ def _opening(doc: Document, page: int, chars: int) -> str:
 NO_TEXT = "(the model returned no text)"
 
 
-def compose(overview: str, sections: Sequence[Part], page_count: int, placeholder: str = NO_TEXT) -> str:
+def compose(
+    overview: str, sections: Sequence[Part], page_count: int, lang: str, placeholder: str = NO_TEXT
+) -> str:
     """The summary as Markdown: the overview, then one line per section with the pages it came from."""
     body = overview.strip() or placeholder
     if not sections:
@@ -660,7 +662,7 @@ def compose(overview: str, sections: Sequence[Part], page_count: int, placeholde
             body += f"\n\n*Source: {pages_label(1, page_count)}*"
         return body
     lines = [body, ""] if body else []
-    lines += ["### By section", ""]
+    lines += [f"### {messages.text('summarize.sections', lang)}", ""]
     for part in sections:
         lines.append(f"- **{part.pages_label}** — {_first_sentences(part.text)}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from backends.base import GenerationOptions
 from ui.exit_codes import CliError, ExitCode
 
 CANCELLED_MESSAGE = "cancelled"
@@ -75,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--lang", default=None, metavar="auto|CODE", help="reply language; pins it for the conversation"
     )
-    chat.add_argument("--max-tokens", type=_positive_int, default=1024, metavar="N")
-    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--max-tokens", type=_positive_int, default=GenerationOptions.max_tokens, metavar="N")
+    chat.add_argument("--temperature", type=float, default=GenerationOptions.temperature)
     chat.add_argument("--system", default="", help="system prompt")
     chat.add_argument("--json", action="store_true")
 
