@@ -200,30 +200,6 @@ class DocumentService:
             cancel.set()
             worker.join(timeout=STOP_WAIT_S)
 
-    def summarize(
-        self,
-        user_id: int,
-        doc: Document,
-        *,
-        language_setting: str = "auto",
-        backend_name: str | None = None,
-        conversation_id: str | None = None,
-        plan: Plan | None = None,
-    ) -> SummaryOutcome:
-        """Run `summary_events` to the end (for callers that need no progress)."""
-        events = self.summary_events(
-            user_id,
-            doc,
-            language_setting=language_setting,
-            backend_name=backend_name,
-            conversation_id=conversation_id,
-            plan=plan,
-        )
-        for event in events:
-            if isinstance(event, Finished):
-                return event.outcome
-        raise AssertionError("a summary stream ends with Finished or an exception")
-
     def attach(
         self, user_id: int, doc: Document, conversation_id: str | None, backend: ChatBackend, lang: str
     ) -> str:
@@ -303,6 +279,14 @@ class DocumentService:
             return prompts.NOTHING_FOUND
         pages = fence_document("\n\n".join(found), prompts.PASSAGES_LABEL)
         return f"{pages}\n\n{prompts.ANSWER_FROM_PASSAGES}"
+
+
+def run_to_end(events: SummaryEvents) -> SummaryOutcome:
+    """The outcome of a summary stream, for callers that show no progress."""
+    for event in events:
+        if isinstance(event, Finished):
+            return event.outcome
+    raise AssertionError("a summary stream ends with Finished or an exception")
 
 
 def injection_findings(doc: Document) -> list[Finding]:

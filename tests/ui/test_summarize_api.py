@@ -1,4 +1,4 @@
-"""/summarize through gradio_client against a live server: warnings in the stream, cancel, errors."""
+"""/summarize (and /chat errors) through gradio_client against a live server: warnings, cancel, errors."""
 
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ def test_errors_come_in_the_clients_language(serve_backends: ServeFactory, tmp_p
             client.predict(handle_file(str(not_a_pdf)), "auto", api_name="/summarize")
         with pytest.raises(Exception, match="Nicht unterstützte Sprache"):
             client.predict(handle_file(str(injected_pdf(tmp_path))), "klingon", api_name="/summarize")
+        # It read "The message is too long (? characters; the limit is ?)", and only in English.
+        with pytest.raises(Exception, match=r"Die Nachricht ist zu lang \(100005 Zeichen; .*100000\)"):
+            client.predict("x" * 100_005, "", api_name="/chat")
     finally:
         client.close()
     assert served.app.repo.list_conversations(served.app.local_user_id()) == []
