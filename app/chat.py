@@ -21,6 +21,7 @@ from app.output_hygiene import LoopGuard
 from app.registry import BackendRegistry
 from app.text import strip_control_chars
 from backends.base import (
+    DEFAULT_OPTIONS,
     MESSAGE_OVERHEAD_TOKENS,
     BackendError,
     ChatBackend,
@@ -52,8 +53,8 @@ class InputRejected(AppError):
 @dataclass(frozen=True)
 class ChatSettings:
     system_prompt: str = ""
-    temperature: float = GenerationOptions.temperature
-    max_tokens: int = GenerationOptions.max_tokens
+    temperature: float = DEFAULT_OPTIONS.temperature
+    max_tokens: int = DEFAULT_OPTIONS.max_tokens
     reply_language: str | None = None  # "auto", a code to pin, or None: the conversation's policy
     backend: str | None = None  # None: the conversation's, else the default
     seed: int | None = None

@@ -22,7 +22,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -30,6 +29,7 @@ from app import messages, prompts
 from app.documents import Document
 from app.errors import Cancelled
 from app.injection import fence_document
+from app.map_steps import map_workers, run_steps
 from app.output_hygiene import LoopGuard, echoes_markers, strip_markers, visible_so_far
 from backends.base import ChatBackend, ChatMessage, GenerationOptions, close_stream
 from storage.repo import Repository
@@ -41,7 +41,6 @@ SAFETY_TOKENS = 32
 MAP_OUTPUT_TOKENS = 384
 FINAL_OUTPUT_TOKENS = 1024
 EXCERPT_CHARS = 280
-REMOTE_PARALLEL_MAPS = 8
 SUMMARY_TEMPERATURE = 0.2
 SUMMARY_REPEAT_PENALTY = 1.15
 PROGRESS_INTERVAL_S = 0.5
@@ -371,7 +370,6 @@ def single_messages(part: Part, lang: str, filename: str) -> list[ChatMessage]:
 class Summarizer:
     repo: Repository
     backend: ChatBackend
-    parallel_maps: int = REMOTE_PARALLEL_MAPS
 
     def cache_key(self, doc: Document, lang: str, plan: Plan, *parts: str) -> str:
         """Everything that shapes a summary: the prompts' texts, the budgets, the model, the document."""
@@ -487,12 +485,9 @@ class SummaryRun:
 
     # map: every chunk once, from the cache when a previous run got that far
     def _map(self, chunks: Sequence[Part]) -> list[Part]:
-        workers = self.owner.parallel_maps if self.owner.backend.concurrent else 1
-        indexed = list(enumerate(chunks))
-        if workers == 1:
-            return [self._map_one(item) for item in indexed]
-        with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-            return list(pool.map(self._map_one, indexed))
+        step_tokens = self.plan.chunk_tokens + self.plan.map_output_tokens
+        workers = map_workers(self.owner.backend, step_tokens, len(chunks))
+        return run_steps(list(enumerate(chunks)), self._map_one, workers, self.cancel)
 
     def _map_one(self, item: tuple[int, Part]) -> Part:
         index, chunk = item

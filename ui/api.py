@@ -15,8 +15,10 @@ from app.chat import ChatSettings
 from app.errors import USER_ERRORS
 from storage.repo import NotFound
 from ui.errors import user_error
+from ui.files import remove_upload
 from ui.handlers import Handlers, uploaded_path
 from ui.i18n import error_text, request_language
+from ui.markup import literal
 from ui.summary_view import SummaryView, injection_warning, urgent_event
 from ui.throttle import throttled
 
@@ -66,7 +68,8 @@ def register(handlers: Handlers) -> None:
         ui_lang = request_language(request)
         try:
             job = handlers.open_upload(user_id, uploaded_path(file), language, password, None, "")
-            view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang))
+            remove_upload(str(uploaded_path(file)))
+            view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
             with closing(job.events):
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
                     if view.finished is None:  # the text of the pass being written is a sign of life

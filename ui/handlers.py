@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -22,13 +21,15 @@ from app.model_files import Progress as ModelProgress
 from app.uploads import Upload
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
+from ui.files import remove_upload, user_download_dir, write_private
 from ui.i18n import error_text, request_language, text
 from ui.identity import user_id_for
-from ui.markup import escape_html
+from ui.markup import literal
 from ui.summary_view import SummaryView, injection_warning, plan_text, urgent_event
 from ui.throttle import throttled
 
 Messages = list[dict[str, Any]]
+UPLOAD_GONE = "This upload was already read and then removed from the server; upload the file again."
 _PROGRESS = gr.Progress()
 PREVIEW_TICK_S = 0.3
 # Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
@@ -37,9 +38,7 @@ ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
 def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
     return [
-        {"role": r.role, "content": escape_html(r.content)}
-        for r in rows
-        if r.role in ("user", "assistant") and r.content
+        {"role": r.role, "content": r.content} for r in rows if r.role in ("user", "assistant") and r.content
     ]
 
 
@@ -73,7 +72,7 @@ class Handlers:
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
         if row.get("warning"):  # e.g. a GGUF without a chat template
-            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
+            line += f"\n\n> ⚠️ {literal(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -179,6 +178,8 @@ class Handlers:
     ) -> SummaryJob:
         if not path:
             raise AppError("no_file")
+        if not Path(path).exists():
+            raise user_error(UPLOAD_GONE)
         upload = Upload(
             Path(path),
             user_id,
@@ -234,7 +235,7 @@ class Handlers:
         if isinstance(result, BaseException):
             raise result
         job = result
-        lines = [injection_warning(job.findings, ui_lang)]
+        lines = [injection_warning(job.findings, ui_lang, literal)]
         lines.append(f"**{text('summarize.plan', ui_lang)}:** {plan_text(job.plan, ui_lang)}")
         yield "\n\n".join(filter(None, lines))
 
@@ -258,12 +259,13 @@ class Handlers:
         except USER_ERRORS as exc:
             yield f"⚠️ {error_text(exc, request)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang))
+        remove_upload(str(uploaded_path(file)))  # its text is in hand; a wrong password keeps the file
+        view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
         try:
             with closing(job.events):
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
                     if view.finished is None:
-                        yield view.status(), escape_html(view.pass_text), gr.skip(), gr.skip(), gr.skip()
+                        yield view.status(), view.pass_text, gr.skip(), gr.skip(), gr.skip()
         except USER_ERRORS as exc:
             failed = "\n\n".join(filter(None, [view.warning, f"⚠️ {error_text(exc, request)}"]))
             yield failed, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -273,8 +275,8 @@ class Handlers:
         outcome = view.finished.outcome
         yield (
             view.status(),
-            escape_html(outcome.result.summary),
-            write_markdown(job.document, outcome.result.summary),
+            outcome.result.summary,
+            write_markdown(user_id, job.document, outcome.result.summary),
             outcome.conversation_id,
             gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
         )
@@ -300,15 +302,16 @@ class Handlers:
         except USER_ERRORS as exc:
             yield gr.skip(), gr.skip(), f"⚠️ {error_text(exc, request)}", conversation_id, gr.skip(), False
             return
+        remove_upload(path)
         doc = job.document
-        shown = [*history, {"role": "user", "content": escape_html(f"📄 {doc.filename} ({doc.page_count})")}]
-        view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang))
+        shown = [*history, {"role": "user", "content": f"📄 {literal(doc.filename)} ({doc.page_count})"}]
+        view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
         try:
             with closing(job.events):
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
                     if view.finished is not None:
                         break
-                    body = "\n\n".join(filter(None, [view.status(), escape_html(view.pass_text)]))
+                    body = "\n\n".join(filter(None, [view.status(), view.pass_text]))
                     reply = {"role": "assistant", "content": body}
                     yield (
                         {"text": "", "files": []},
@@ -325,7 +328,7 @@ class Handlers:
         if view.finished is None:
             return
         cid = view.finished.outcome.conversation_id
-        final = [*shown, {"role": "assistant", "content": escape_html(view.summary)}]
+        final = [*shown, {"role": "assistant", "content": view.summary}]
         sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
         yield gr.skip(), final, view.warning, cid, sidebar, False
 
@@ -367,7 +370,7 @@ class Handlers:
             stream = self.app.chat.edit_last(user_id, conversation_id, content, settings)
         else:
             stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
-        history.append({"role": "user", "content": escape_html(content)})
+        history.append({"role": "user", "content": content})
         yield from self._run(user_id, stream, history, conversation_id, message, request)
 
     def regenerate(
@@ -446,7 +449,7 @@ class Handlers:
             with closing(stream):
                 first = True
                 for update in throttled(stream, urgent=lambda u: u.urgent):
-                    shown[-1] = {"role": "assistant", "content": escape_html(update.reply)}
+                    shown[-1] = {"role": "assistant", "content": update.reply}
                     sidebar = gr.skip()
                     if first or update.done:
                         sidebar = gr.update(
@@ -501,12 +504,10 @@ def uploaded_path(file: Any) -> str | None:
     return str(getattr(file, "path", "") or getattr(file, "name", "")) or None
 
 
-def write_markdown(doc: Document, summary: str) -> str:
-    folder = Path(tempfile.gettempdir()) / "llamadesk-summaries"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
-    target.write_text(f"# {doc.filename}\n\n{summary}\n", encoding="utf-8")
-    return str(target)
+def write_markdown(user_id: int, doc: Document, summary: str) -> str:
+    """The summary as a Markdown file in the user's private download folder."""
+    name = f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
+    return str(write_private(user_download_dir(user_id), name, f"# {doc.filename}\n\n{summary}\n"))
 
 
 def _notice(update: ChatUpdate, lang: str) -> str:

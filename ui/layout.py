@@ -6,11 +6,11 @@ from importlib import resources
 
 import gradio as gr
 
+from app.chat import ChatSettings
 from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
 from app.model_files import SUGGESTED_REPO
 from app.uploads import supported_suffixes
-from backends.base import GenerationOptions
 from ui import api
 from ui.handlers import Handlers
 from ui.i18n import t
@@ -110,14 +110,14 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                             temperature = gr.Slider(
                                 0.0,
                                 1.5,
-                                value=GenerationOptions.temperature,
+                                value=ChatSettings.temperature,
                                 step=0.05,
                                 label=t("settings.temperature"),
                             )
                             max_tokens = gr.Slider(
                                 16,
                                 4096,
-                                value=GenerationOptions.max_tokens,
+                                value=ChatSettings.max_tokens,
                                 step=16,
                                 label=t("settings.max_tokens"),
                             )

@@ -6,7 +6,7 @@ only in where they put the text. No gradio here, so the command line stays quick
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from app.doc_chat import Finished
@@ -33,8 +33,11 @@ def plan_text(plan: Plan, lang: str) -> str:
     )
 
 
-def injection_warning(findings: Sequence[Finding], lang: str) -> str:
-    """One line naming where instructions were found (the file name, pages), or "" when none were."""
+def injection_warning(findings: Sequence[Finding], lang: str, quote: Callable[[str], str] = str) -> str:
+    """One line naming where instructions were found (the file name, pages), or "" when none were.
+
+    `quote` makes the document's own words safe for where the line is shown (literal Markdown in the UI).
+    """
     if not findings:
         return ""
     places = []
@@ -44,7 +47,7 @@ def injection_warning(findings: Sequence[Finding], lang: str) -> str:
             if finding.page is None
             else text("summarize.injection_page", lang, page=finding.page)
         )
-        places.append(f"{where}: “{finding.snippet}”")
+        places.append(f"{where}: “{quote(finding.snippet)}”")
     more = f" (+{len(findings) - SHOWN_FINDINGS})" if len(findings) > SHOWN_FINDINGS else ""
     return f"⚠️ {text('summarize.injection_warning', lang)} {'; '.join(places)}{more}"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.e2e.test_browser import screenshot
 from tests.pdfs import long_pdf
@@ -33,7 +33,7 @@ PLAN_WITHIN_S = 20.0  # the bash manual (87 pages) extracts in about 2 s here; t
 
 @pytest.fixture
 def summary_app(db_url: str) -> Iterator[tuple[Served, ScriptedBackend]]:
-    backend = ScriptedBackend(reply=ECHOING_REPLY, delay_s=0.05, context_window=8192)
+    backend = ScriptedBackend(handler=replying(ECHOING_REPLY, delay_s=0.05), context_window=8192)
     app = make_app(db_url, backend)
     try:
         with serving(app) as served:

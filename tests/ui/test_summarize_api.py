@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.pdfs import long_page_text, text_pdf
 from tests.ui.conftest import ServeFactory, last_reply_settled, only_conversation, stored_messages, wait_until
 
@@ -21,7 +21,7 @@ def injected_pdf(tmp_path: Path) -> Path:
 def test_summarize_streams_the_injection_warning_and_stores_an_exchange(
     serve_backends: ServeFactory, tmp_path: Path
 ) -> None:
-    served = serve_backends(ScriptedBackend(reply="The minutes record a meeting."))
+    served = serve_backends(ScriptedBackend(handler=replying("The minutes record a meeting.")))
     client = Client(served.url, verbose=False)
     try:
         job = client.submit(handle_file(str(injected_pdf(tmp_path))), "en", api_name="/summarize")
@@ -43,7 +43,7 @@ def test_summarize_streams_the_injection_warning_and_stores_an_exchange(
 def test_a_client_that_cancels_stops_the_summary(serve_backends: ServeFactory, tmp_path: Path) -> None:
     """Before, the model went on writing for nobody and other users waited."""
     words = " ".join(f"word{i:03d}." for i in range(400))
-    backend = ScriptedBackend(reply=words, delay_s=0.02)
+    backend = ScriptedBackend(handler=replying(words, delay_s=0.02))
     served = serve_backends(backend)
     client = Client(served.url, verbose=False)
     pdf = text_pdf(tmp_path / "long.pdf", [long_page_text(n) for n in range(1, 4)])
