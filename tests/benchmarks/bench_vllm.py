@@ -217,9 +217,9 @@ def summary_rows(server: VllmServer) -> list[Row]:
     ]
 
 
-def chat_rows(server: VllmServer) -> list[Row]:
+def chat_rows(server: VllmServer, bursts: Sequence[int] = CHAT_BURSTS) -> list[Row]:
     rows = []
-    for n in CHAT_BURSTS:
+    for n in bursts:
         direct = direct_streams(server, n)
         through_app = app_streams(server, n)
         ratio = through_app / direct
@@ -239,7 +239,9 @@ def chat_rows(server: VllmServer) -> list[Row]:
 
 def run() -> list[Row]:
     with running() as server:
-        return chat_rows(server) + summary_rows(server)
+        rows = chat_rows(server)
+        rows += summary_rows(server)
+        return rows
 
 
 if __name__ == "__main__":
