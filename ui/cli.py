@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--json", action="store_true")
 
     users = sub.add_parser("users", parents=[common], help="accounts for serve --auth")
-    users.add_argument("action", choices=["add", "remove", "list"])
+    users.add_argument("action", choices=["add", "remove", "list", "passwd"])
     users.add_argument("name", nargs="?")
 
     # Listed for --help; its own flags are parsed by backends.launcher (see _serve_vllm).
@@ -133,6 +133,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure-no-auth", action="store_true", help="allow a non-loopback host without --auth"
     )
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key (PEM)")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--open", action="store_true", help="open the browser")
     view.add_argument("--window", action="store_true", help="open a native window (needs llamadesk[desktop])")
