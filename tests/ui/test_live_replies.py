@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 from gradio_client import Client
 
+from tests.net import free_port
 from tests.reliability.conftest import any_db_url  # noqa: F401  # the fixture, SQLite then PostgreSQL
 from tests.ui.cli_process import CliProcess
-from tests.ui.conftest import free_port
 from tests.ui.test_cli import cli
 
 pytestmark = pytest.mark.slow
