@@ -30,16 +30,6 @@ class _Parser(argparse.ArgumentParser):
         raise CliError("bad_input", f"{command}: {message}" if command else message, ExitCode.BAD_INPUT)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     # The same flags work before and after the subcommand; SUPPRESS keeps a
     # subparser from overwriting a value given before it.
@@ -88,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--lang", default=None, metavar="auto|CODE", help="reply language; pins it for the conversation"
     )
-    chat.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_OPTIONS.max_tokens, metavar="N")
+    chat.add_argument(
+        "--max-tokens", type=int, default=DEFAULT_OPTIONS.max_tokens, metavar="N", help="at least 1"
+    )
     chat.add_argument("--temperature", type=float, default=DEFAULT_OPTIONS.temperature)
     chat.add_argument("--system", default="", help="system prompt")
     chat.add_argument("--json", action="store_true")

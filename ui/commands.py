@@ -113,6 +113,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    if args.max_tokens < 1:  # llama.cpp would read 0 or less as "until the context is full"
+        raise CliError(
+            "bad_input", f"--max-tokens must be at least 1, not {args.max_tokens}", ExitCode.BAD_INPUT
+        )
     text = sys.stdin.read() if args.message == "-" else args.message
     lang = language_setting(args.lang) if args.lang else None
     app = _open_app(args)

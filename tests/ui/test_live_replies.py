@@ -4,17 +4,15 @@ a reply whose writer died must still be swept. Real server process, real CLI, SQ
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from gradio_client import Client
 
-from tests import pg
 from tests.net import free_port
+from tests.reliability.conftest import any_db_url  # noqa: F401  # the fixture, SQLite then PostgreSQL
 from tests.ui.cli_process import CliProcess
 from tests.ui.test_cli import cli
 
@@ -23,15 +21,10 @@ pytestmark = pytest.mark.slow
 STORY = "Write a long, detailed story about a lighthouse keeper and a storm. Use many chapters."
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    base = os.environ.get(pg.PG_ENV, "").strip()
-    assert base, f"PostgreSQL is needed for this test: {pg.skip_reason()}"
-    with pg.scratch_database(base) as url:
-        yield url
+@pytest.fixture
+def shared_db(any_db_url: str) -> str:  # noqa: F811  # the imported fixture, by name
+    """One database for the server and the CLI runs beside it: SQLite, then PostgreSQL."""
+    return any_db_url
 
 
 def conversation(db: str, conversation_id: str) -> dict[str, object]:
@@ -85,15 +78,20 @@ def last_content(db: str, conversation_id: str) -> str:
 
 def test_cli_beside_a_live_server_leaves_its_reply_streaming(shared_db: str) -> None:
     server, url = start_server(shared_db)
+    client = Client(url, verbose=False)
+    job = client.submit(STORY, "", api_name="/chat")
     try:
-        job = Client(url, verbose=False).submit(STORY, "", api_name="/chat")
         cid = wait_for_conversation(shared_db)
-        # Each CLI run opens the app on the same database; the reply is mid-stream all along.
+        wait_for(lambda: bool(last_content(shared_db, cid)), "a checkpoint of the reply")
+        # Each CLI run opens the app on the same database while the reply streams.
+        shown = conversation(shared_db, cid)["messages"]
+        assert isinstance(shown, list) and shown[-1]["status"] == "streaming", shown[-1]
+        seen = len(str(shown[-1]["content"]))
+        wait_for(lambda: len(last_content(shared_db, cid)) > seen, "the server writing on into the reply")
         assert reply_status(shared_db, cid) == "streaming"
-        assert not job.done(), "the reply ended before the check; it must still be streaming"
-        job.result(timeout=600)
-        assert reply_status(shared_db, cid) == "complete"
     finally:
+        job.cancel()
+        client.close()
         server.signal_and_wait()
 
 
