@@ -179,7 +179,8 @@ def replay_s(server: VllmServer, calls: Sequence[Recorded], maps: int) -> float:
 def summary_rows(server: VllmServer) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         backend = OpenAICompatBackend("vllm", server.url, api_key=server.api_key)
-        settings = Settings(db_url=f"sqlite:///{tmp}/bench.db", backends=(BackendSpec("vllm", "vllm"),))
+        spec = BackendSpec("vllm", "vllm")
+        settings = Settings(db_url=f"sqlite:///{tmp}/bench.db", backends=(spec,), default_backend="vllm")
         registry = BackendRegistry(settings)
         registry.add(backend)
         app = App.open(settings, registry)
