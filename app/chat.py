@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from app import language
+from app import language, prompts
+from app.checkpoint import Checkpointer
 from app.doc_chat import DocumentService
+from app.errors import AppError
 from app.heartbeat import Heartbeat
+from app.output_hygiene import LoopGuard
 from app.registry import BackendRegistry
+from app.text import strip_control_chars
 from backends.base import (
     DEFAULT_OPTIONS,
     MESSAGE_OVERHEAD_TOKENS,
@@ -27,16 +31,10 @@ from backends.base import (
     ModelFileError,
     close_stream,
 )
-from storage.repo import ConversationRow, MessageRow, Repository, clean_text
+from storage.repo import ConversationRow, MessageRow, Repository, storable_text
 
-CHECKPOINT_INTERVAL_S = 0.5
 MAX_MESSAGE_CHARS = 100_000
 TITLE_MAX_CHARS = 60
-CONTINUE_PROMPT = (
-    "Your previous answer was cut off. Continue it from exactly where it stopped, without repeating "
-    "anything and without any preamble."
-)
-DEFAULT_SYSTEM_PROMPT = "You are llamadesk, a helpful, accurate and concise assistant."
 # Room kept free for the chat template's own tokens when the history is trimmed.
 PROMPT_SAFETY_TOKENS = 16
 # What a chat template may add beyond MESSAGE_OVERHEAD_TOKENS a message (BOS, the generation
@@ -48,12 +46,8 @@ TEMPLATE_SLACK_PER_MESSAGE = 2
 Updates = Generator["ChatUpdate", None, None]
 
 
-class InputRejected(ValueError):
-    """The user's message cannot be sent as is; ``code`` names why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class InputRejected(AppError):
+    """The user's request cannot be carried out as is; ``code`` names why."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +62,17 @@ class ChatSettings:
 
 @dataclass(frozen=True)
 class ChatUpdate:
-    """The state of one exchange, re-sent whole on every step of the stream."""
+    """The state of one exchange, re-sent whole on every step of the stream.
+
+    A failure is not an update: the stream raises it (a BackendError, an AppError) after saving
+    what was written, and each frontend renders it.
+    """
 
     conversation_id: str
     user_message_id: int
     reply_message_id: int | None
     reply: str
-    status: str  # "streaming" | "complete" | "interrupted" | "error"
+    status: str  # "streaming" | "complete"
     language: str
     backend: str
     model: str
@@ -83,8 +81,6 @@ class ChatUpdate:
     completion_tokens: int = 0
     ttft_s: float | None = None
     elapsed_s: float = 0.0
-    error_code: str | None = None
-    error: str | None = None
     title: str | None = None
     first_text: bool = False  # this update carries the reply's first text
 
@@ -103,22 +99,6 @@ class _Prompt:
     messages: list[ChatMessage]
     dropped_turns: int
     max_tokens: int
-
-
-@dataclass
-class _Checkpointer:
-    """Writes the partial reply at most every CHECKPOINT_INTERVAL_S seconds."""
-
-    repo: Repository
-    user_id: int
-    message_id: int
-    last: float = field(default_factory=time.monotonic)
-
-    def maybe(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self.last >= CHECKPOINT_INTERVAL_S:
-            self.repo.checkpoint_message(self.user_id, self.message_id, text, status="streaming")
-            self.last = now
 
 
 class ChatService:
@@ -174,7 +154,7 @@ class ChatService:
         rows = state.messages
         last_user = _last(rows, "user")
         if last_user is None:
-            raise InputRejected("empty_message", "there is no message to answer")
+            raise InputRejected("empty_message")
         later = [r for r in rows if r.id > last_user.id]
         if later:
             self.repo.delete_messages_from(user_id, conversation_id, later[0].id)
@@ -200,7 +180,7 @@ class ChatService:
         rows = state.messages
         last = rows[-1] if rows else None
         if last is None or last.role != "assistant" or last.status != "interrupted":
-            raise InputRejected("nothing_to_continue", "there is no interrupted reply to continue")
+            raise InputRejected("nothing_to_continue")
         last_user = _last(rows, "user")
         backend = self._backend_for(state.conversation, settings)
         lang = self._reply_language(
@@ -218,12 +198,8 @@ class ChatService:
             model=_model_of(backend),
         )
         turns = _turns(rows)
-        turns.append({"role": "user", "content": CONTINUE_PROMPT})
-        try:
-            prompt = self._prompt(turns, state.documents, lang, backend, settings)
-        except BackendError as exc:
-            yield self._failed(base, exc, lang, started)
-            return
+        turns.append({"role": "user", "content": prompts.CONTINUE_PROMPT})
+        prompt = self._prompt(turns, state.documents, lang, backend, settings)
         self.repo.checkpoint_message(user_id, last.id, last.content, status="streaming")
         yield replace(base, dropped_turns=prompt.dropped_turns)
         yield from self._stream(
@@ -258,13 +234,10 @@ class ChatService:
         )
         try:
             prompt = self._prompt(turns, documents, lang, backend, settings)
-        except BaseException as exc:
+        except BaseException:
             if reply_id is not None:  # no reply will come: the user's message stays alone
                 self.repo.delete_messages_from(user_id, conversation_id, reply_id)
-            if not isinstance(exc, BackendError):
-                raise
-            yield self._failed(base, exc, lang, started)
-            return
+            raise
         base = replace(base, dropped_turns=prompt.dropped_turns)
         if reply_id is None:
             reply_id = self.repo.add_message(
@@ -306,13 +279,17 @@ class ChatService:
         prefix: str,
         first_exchange: bool,
     ) -> Updates:
-        """Stream the reply into storage; a conversation's first exchange is then given a title."""
+        """Stream the reply into storage; a conversation's first exchange is then given a title.
+
+        A failure keeps what was written (as an interrupted reply) and is raised to the caller.
+        """
         options = GenerationOptions(
             max_tokens=prompt.max_tokens, temperature=settings.temperature, seed=settings.seed
         )
-        checkpoint = _Checkpointer(self.repo, user_id, reply_id)
+        checkpoint = Checkpointer(self.repo, user_id, reply_id)
         parts: list[str] = [prefix] if prefix else []
         update = base
+        guard = LoopGuard()
         finished = False
         with self.heartbeat.alive(reply_id):
             try:
@@ -321,10 +298,16 @@ class ChatService:
                     for delta in stream:
                         if delta.text:
                             # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
-                            parts.append(clean_text(strip_control_chars(delta.text)))
+                            parts.append(storable_text(strip_control_chars(delta.text)))
                             first = update.ttft_s is None
                             ttft = time.monotonic() - started if first else update.ttft_s
-                            update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
+                            reply = "".join(parts)
+                            cut = guard.cut(reply)
+                            if cut is not None:  # the model is repeating itself: keep one copy and stop
+                                parts = [reply[:cut].rstrip()]
+                                update = replace(update, reply=parts[0])
+                                break
+                            update = replace(update, reply=reply, ttft_s=ttft, first_text=first)
                             checkpoint.maybe(update.reply)
                             yield update
                         if delta.prompt_tokens is not None:
@@ -345,11 +328,10 @@ class ChatService:
                     completion_tokens=update.completion_tokens,
                 )
                 finished = True
-            except BackendError as exc:
+            except BackendError:
                 finished = True
                 self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
-                yield self._failed(replace(update, reply="".join(parts)), exc, base.language, started)
-                return
+                raise
             finally:
                 if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
                     self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
@@ -365,18 +347,6 @@ class ChatService:
             self.repo.checkpoint_message(user_id, reply_id, text, status="interrupted")
         else:
             self.repo.delete_messages_from(user_id, conversation_id, reply_id)
-
-    def _failed(self, update: ChatUpdate, exc: BackendError, lang: str, started: float) -> ChatUpdate:
-        detail = str(exc)
-        if isinstance(exc, ContextOverflow) and exc.prompt_tokens and exc.context_window:
-            detail = f"{exc.prompt_tokens} tokens needed, the window holds {exc.context_window}"
-        return replace(
-            update,
-            status="error",
-            error_code=exc.code,
-            error=language.error_text(lang, exc.code, detail=detail),
-            elapsed_s=time.monotonic() - started,
-        )
 
     # -- prompt -------------------------------------------------------------
 
@@ -478,11 +448,11 @@ class ChatService:
         follow_on: list[ChatMessage] = [
             *prompt,
             {"role": "assistant", "content": rows[1].content},
-            {"role": "user", "content": language.title_prompt(lang)},
+            {"role": "user", "content": prompts.title_prompt(lang)},
         ]
         excerpt = f"User: {rows[0].content[:1500]}\nAssistant: {rows[1].content[:1500]}"
         standalone: list[ChatMessage] = [
-            {"role": "system", "content": language.title_prompt(lang)},
+            {"role": "system", "content": prompts.title_prompt(lang)},
             {"role": "user", "content": excerpt},
         ]
         raw = ""
@@ -502,22 +472,12 @@ class ChatService:
 
 
 def validate_message(text: str) -> str:
-    cleaned = clean_text(strip_control_chars(text or "")).strip()
+    cleaned = storable_text(strip_control_chars(text or "")).strip()
     if not cleaned:
-        raise InputRejected("empty_message", "the message is empty")
+        raise InputRejected("empty_message")
     if len(cleaned) > MAX_MESSAGE_CHARS:
-        raise InputRejected(
-            "message_too_long", f"the message has {len(cleaned)} characters; the limit is {MAX_MESSAGE_CHARS}"
-        )
+        raise InputRejected("message_too_long", chars=len(cleaned), limit=MAX_MESSAGE_CHARS)
     return cleaned
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def strip_control_chars(text: str) -> str:
-    """Keep newlines and tabs; drop the control characters that break storage and rendering."""
-    return _CONTROL.sub("", text)
 
 
 def fallback_title(text: str) -> str:
@@ -540,10 +500,10 @@ _TITLE_JUNK = " \"'“”«»*#`."
 
 def _system_text(custom: str, lang: str, context: str = "") -> str:
     """The reply-language line comes last, so that a document before it stays a stable cached prefix."""
-    base = custom.strip() or DEFAULT_SYSTEM_PROMPT
+    base = custom.strip() or prompts.DEFAULT_SYSTEM_PROMPT
     if context:
         base = f"{base}\n\n{context}"
-    return f"{base}\n\n{language.reply_instruction(lang)}"
+    return f"{base}\n\n{prompts.reply_instruction(lang)}"
 
 
 def _reply_room(backend: ChatBackend, messages: Sequence[ChatMessage], counted: int, wanted: int) -> int:

@@ -29,11 +29,14 @@ from typing import IO, Any, Literal, NamedTuple
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import LimitReachedError  # pypdf >= 6: older versions have no decompression limits
 
+from app.errors import AppError, Cancelled
+from app.text import strip_control_chars
+
 ErrorCode = Literal[
     "not_pdf", "empty", "corrupt", "encrypted", "wrong_password", "no_text", "too_large", "limit"
 ]
 Source = bytes | str | os.PathLike[str]
-Progress = Callable[[int, int], None]
+PageProgress = Callable[[int, int], None]  # pages read, pages in all
 
 # pypdf logs a warning for every object it repairs: not actionable for users (damage reaches them as
 # Document.warnings), costly on broken files, and without a handler Python would print it on stderr,
@@ -50,34 +53,18 @@ _HEADER_WINDOW = 1024  # readers accept junk before %PDF- within the first KiB
 _LANGUAGE_SAMPLES = 12
 _LANGUAGE_SAMPLE_CHARS = 2000
 
-_MESSAGES: dict[ErrorCode, str] = {
-    "not_pdf": "This file is not a PDF.",
-    "empty": "The file is empty (0 bytes).",
-    "corrupt": "The PDF is damaged and cannot be read.",
-    "encrypted": "The PDF is password-protected: please provide its password.",
-    "wrong_password": "The password is not correct for this PDF.",
-    "no_text": (
-        "The PDF has no extractable text (probably scanned pages): run OCR first, "
-        "e.g. `ocrmypdf input.pdf output.pdf`, then try again."
-    ),
-    "too_large": "The file is too large.",
-    "limit": "The PDF exceeds a safety limit.",
-}
+
+class DocumentError(AppError):
+    """A file that cannot become a Document; `code` is the CLI/JSON error code (one of ErrorCode)."""
+
+    def __init__(self, code: ErrorCode, detail: str = "") -> None:
+        if detail:
+            super().__init__(code, detail=_shorten(detail))
+        else:
+            super().__init__(code)
 
 
-class DocumentError(Exception):
-    """A PDF that cannot become a Document; `code` is the CLI/JSON error code, str() a one-line message."""
-
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
-        self.code: ErrorCode = code
-        self.message = _one_line(message or _MESSAGES[code])
-        super().__init__(self.message)
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
-
-class ExtractionCancelled(Exception):
+class ExtractionCancelled(Cancelled):
     """The caller's cancel event was set. Not a DocumentError: the CLI exits 130 for it, not 2."""
 
 
@@ -127,7 +114,7 @@ def extract_pdf(
     filename: str | None = None,
     password: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
-    progress: Progress | None = None,
+    progress: PageProgress | None = None,
     cancel: threading.Event | None = None,
     workers: int | None = None,
 ) -> Document:
@@ -194,16 +181,12 @@ def _read_source(source: Source, limits: Limits) -> bytes:
 
 def _check_size(size: int, limits: Limits) -> None:
     if size > limits.max_bytes:
-        raise DocumentError("too_large", f"The file is {_mb(size)}; the limit is {_mb(limits.max_bytes)}.")
+        raise DocumentError("too_large", f"{_mb(size)}; the limit is {_mb(limits.max_bytes)}")
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
+def _shorten(detail: str, limit: int = 120) -> str:
+    flat = " ".join(detail.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _shorten(detail: str) -> str:
-    return _one_line(detail, 120)
 
 
 def _mb(size: int) -> str:
@@ -215,7 +198,7 @@ def _check_header(data: bytes) -> None:
         return
     head = data[:512].lower()
     if b"<html" in head or b"<!doctype html" in head:
-        raise DocumentError("not_pdf", "This file is not a PDF: it is a web page (HTML) renamed to .pdf.")
+        raise DocumentError("not_pdf", "it is a web page (HTML) renamed to .pdf")
     raise DocumentError("not_pdf")
 
 
@@ -243,8 +226,8 @@ def _detail(exc: BaseException) -> str:
 def _fenced_error(exc: BaseException) -> DocumentError:
     """Map anything pypdf raised to the error the user sees."""
     if _is_limit(exc):
-        return DocumentError("limit", f"The PDF exceeds a safety limit ({_detail(exc)}).")
-    return DocumentError("corrupt", f"The PDF is damaged and cannot be read ({_detail(exc)}).")
+        return DocumentError("limit", _detail(exc))
+    return DocumentError("corrupt", _detail(exc))
 
 
 def _open(data: bytes | IO[bytes], password: str | None) -> PdfReader:
@@ -275,9 +258,9 @@ def _page_count(reader: PdfReader, limits: Limits) -> int:
     except Exception as exc:
         raise _fenced_error(exc) from exc
     if count > limits.max_pages:
-        raise DocumentError("limit", f"The PDF has {count:,} pages; the limit is {limits.max_pages:,}.")
+        raise DocumentError("limit", f"{count:,} pages; the limit is {limits.max_pages:,}")
     if count == 0:
-        raise DocumentError("corrupt", "The PDF has no pages.")
+        raise DocumentError("corrupt", "it has no pages")
     return count
 
 
@@ -286,7 +269,7 @@ def _extract_page(reader: PdfReader, index: int) -> _PageResult:
         raw = reader.pages[index].extract_text()
     except Exception as exc:  # the fence again; a damaged page should not sink the rest of the document
         return _PageResult("", "limit", _detail(exc)) if _is_limit(exc) else _PageResult("", "damaged")
-    return _PageResult(clean_text(raw))
+    return _PageResult(tidy_page_text(raw))
 
 
 # ---------------------------------------------------------------- sequential and parallel paths
@@ -296,7 +279,7 @@ def _check_stop(deadline: float, cancel: threading.Event | None, limits: Limits)
     if cancel is not None and cancel.is_set():
         raise ExtractionCancelled("PDF extraction was cancelled.")
     if time.monotonic() > deadline:
-        raise DocumentError("limit", f"Reading the PDF took longer than {limits.time_budget_s:g} s.")
+        raise DocumentError("limit", f"reading it took longer than {limits.time_budget_s:g} s")
 
 
 def _extract_sequential(
@@ -304,7 +287,7 @@ def _extract_sequential(
     count: int,
     deadline: float,
     limits: Limits,
-    progress: Progress | None,
+    progress: PageProgress | None,
     cancel: threading.Event | None,
 ) -> list[_PageResult]:
     results: list[_PageResult] = []
@@ -382,7 +365,7 @@ def _extract_parallel(
     workers: int,
     deadline: float,
     limits: Limits,
-    progress: Progress | None,
+    progress: PageProgress | None,
     cancel: threading.Event | None,
 ) -> list[_PageResult] | None:
     """Read page ranges in worker processes; None when this system cannot start them."""
@@ -403,7 +386,7 @@ def _extract_parallel(
             return None
         finished_cleanly = _collect(futures, results, count, deadline, limits, progress, cancel)
     except BrokenProcessPool as exc:
-        raise DocumentError("limit", "A worker process died while reading the PDF (out of memory?).") from exc
+        raise DocumentError("limit", "a worker process died while reading it (out of memory?)") from exc
     finally:
         _shutdown(executor, finished_cleanly)
     return results
@@ -422,7 +405,7 @@ def _collect(
     count: int,
     deadline: float,
     limits: Limits,
-    progress: Progress | None,
+    progress: PageProgress | None,
     cancel: threading.Event | None,
 ) -> bool:
     """Fill `results` as chunks finish; False when it stopped early because a page hit a limit."""
@@ -461,9 +444,9 @@ def _shutdown(executor: ProcessPoolExecutor, graceful: bool) -> None:
 def _pages_or_raise(results: Sequence[_PageResult]) -> list[str]:
     for number, page in enumerate(results, start=1):
         if page.problem == "limit":
-            raise DocumentError("limit", f"Page {number} of the PDF exceeds a safety limit ({page.detail}).")
+            raise DocumentError("limit", f"page {number}: {page.detail}")
     if all(page.problem == "damaged" for page in results):
-        raise DocumentError("corrupt", "The PDF is damaged: none of its pages could be read.")
+        raise DocumentError("corrupt", "none of its pages could be read")
     pages = [page.text for page in results]
     if not any(pages):
         raise DocumentError("no_text")
@@ -509,8 +492,8 @@ def _detect_language(pages: Sequence[str]) -> str | None:
 
 _NEWLINES = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028]")
 _LINE_END_SOFT_HYPHEN = re.compile("\u00ad[ \t]*\n")
-# C0/C1 controls except \t and \n, BOM, non-characters, and lone surrogates (they break JSON and SQLite).
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\ufeff\ufffe\uffff\ud800-\udfff]")
+# Lone surrogates have no UTF-8 form: they break JSON and SQLite.
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _HSPACE = re.compile("[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _TABS = re.compile(r" *\t[ \t]*")
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -519,11 +502,11 @@ _HYPHENS = "-\u2010"
 _FIRST_TOKEN = re.compile(r"(\S+)[ \t]*(.*)", re.DOTALL)
 
 
-def clean_text(raw: str) -> str:
+def tidy_page_text(raw: str) -> str:
     """Drop control characters, tidy spaces, keep paragraph breaks, rejoin Latin words split at line end."""
     text = _NEWLINES.sub("\n", raw).replace("\u2029", "\n\n")
     text = _LINE_END_SOFT_HYPHEN.sub("-\n", text)
-    text = unicodedata.normalize("NFC", _CONTROL.sub("", text)).translate(_LIGATURES)
+    text = unicodedata.normalize("NFC", _SURROGATES.sub("", strip_control_chars(text))).translate(_LIGATURES)
     lines = [_clean_line(line) for line in text.split("\n")]
     text = "\n".join(_dehyphenate(lines))
     return _BLANK_RUNS.sub("\n\n", text).strip()

@@ -267,20 +267,6 @@ def _snippet(text: str, start: int, end: int) -> str:
     return ("…" if left else "") + piece + ("…" if right < len(text) else "")
 
 
-def warning_text(findings: Sequence[Finding], limit: int = 3) -> str:
-    """One short line for the UI; empty when nothing was found."""
-    if not findings:
-        return ""
-    where = ", ".join(
-        f"page {f.page}: “{f.snippet}”" if f.page is not None else f"“{f.snippet}”" for f in findings[:limit]
-    )
-    more = f" and {len(findings) - limit} more" if len(findings) > limit else ""
-    return (
-        "This document contains text that looks like instructions to the model (possible prompt "
-        f"injection): {where}{more}. It is treated as data, but check the answer with care."
-    )
-
-
 # -- fencing -----------------------------------------------------------------------------
 
 _FENCE_WORD = "DOCUMENT"

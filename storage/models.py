@@ -153,7 +153,7 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Document(Base):
+class StoredDocument(Base):
     """A PDF's extracted text, stored once per content hash and shared by every conversation."""
 
     __tablename__ = "documents"

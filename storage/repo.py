@@ -29,10 +29,10 @@ from storage.models import (
     ChunkResult,
     Conversation,
     ConversationDocument,
-    Document,
     DocumentPage,
     Message,
     SignInSession,
+    StoredDocument,
     Summary,
     User,
     utcnow,
@@ -116,7 +116,7 @@ def _owned(user_id: int, cid: str) -> ColumnElement[bool]:
     return (Conversation.id == cid) & (Conversation.user_id == user_id)
 
 
-def clean_text(value: str) -> str:
+def storable_text(value: str) -> str:
     """Drop NUL characters: PostgreSQL rejects them in text, and PDF extraction can produce them.
 
     Lone surrogates (a JSON "\\ud800" escape, a broken decoder) have no UTF-8 form and would make
@@ -130,7 +130,7 @@ def clean_text(value: str) -> str:
 
 def search_terms(query: str) -> list[str]:
     """Whitespace-separated words of a user query, without pure punctuation, at most MAX_QUERY_TERMS."""
-    words = [word for word in clean_text(query).split() if any(ch.isalnum() for ch in word)]
+    words = [word for word in storable_text(query).split() if any(ch.isalnum() for ch in word)]
     return words[:MAX_QUERY_TERMS]
 
 
@@ -218,9 +218,7 @@ class Repository:
     def create_session(self, token_hash: str, username: str, expires_at: datetime) -> int | None:
         """A session for the account named now (its id and credential version); None if it is gone."""
         with self.db.session() as s:
-            row = s.execute(
-                select(User.id, User.credential_version).where(User.username == username)
-            ).first()
+            row = s.execute(select(User.id, User.credential_version).where(User.username == username)).first()
             if row is None:
                 return None
             s.execute(delete(SignInSession).where(SignInSession.expires_at <= utcnow()))
@@ -275,7 +273,7 @@ class Repository:
         conversation = Conversation(
             id=cid,
             user_id=user_id,
-            title=clean_text(title),
+            title=storable_text(title),
             language=language,
             reply_language=reply_language,
             backend=backend,
@@ -311,7 +309,7 @@ class Repository:
             return TurnState(_conversation(c, user_id, cid), _messages(c, cid), _documents(c, cid))
 
     def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
-        self._update_conversation(user_id, cid, {"title": clean_text(title)})
+        self._update_conversation(user_id, cid, {"title": storable_text(title)})
 
     def update_conversation(
         self,
@@ -370,7 +368,7 @@ class Repository:
                 cid,
                 now,
                 role,
-                clean_text(content),
+                storable_text(content),
                 status,
                 backend=backend,
                 model=model,
@@ -384,7 +382,7 @@ class Repository:
         with self.db.transaction() as c:
             _bump_conversation(c, user_id, cid, now)
             # One at a time: the reply's id follows the question's.
-            question_id = _insert_message(c, cid, now, "user", clean_text(text), "complete")
+            question_id = _insert_message(c, cid, now, "user", storable_text(text), "complete")
             reply_id = _insert_message(
                 c, cid, now, "assistant", "", "streaming", backend=backend, model=model
             )
@@ -405,7 +403,7 @@ class Repository:
         params = {
             "mid": message_id,
             "uid": user_id,
-            "new_content": clean_text(content),
+            "new_content": storable_text(content),
             "new_status": status,
             "now": utcnow(),
             "new_prompt_tokens": prompt_tokens,
@@ -474,15 +472,15 @@ class Repository:
 
     def has_document(self, sha256: str) -> bool:
         with self.db.session() as s:
-            return s.scalar(select(Document.sha256).where(Document.sha256 == sha256)) is not None
+            return s.scalar(select(StoredDocument.sha256).where(StoredDocument.sha256 == sha256)) is not None
 
     def store_document(self, sha256: str, filename: str, language: str, pages: list[str]) -> None:
         """Store a document's pages (page_no 1..n) once; storing the same hash again is a no-op."""
         _check_sha256(sha256)
         if self.has_document(sha256):
             return
-        pages = [clean_text(page) for page in pages]
-        document = Document(
+        pages = [storable_text(page) for page in pages]
+        document = StoredDocument(
             sha256=sha256,
             filename=filename,
             pages=len(pages),
@@ -505,7 +503,7 @@ class Repository:
         """Link a stored document to a conversation; attaching it twice is a no-op."""
         with self.db.session() as s:
             _require_conversation(s, user_id, cid)
-            if s.get(Document, sha256) is None:
+            if s.get(StoredDocument, sha256) is None:
                 raise NotFound(_NO_DOCUMENT)
             if s.get(ConversationDocument, (cid, sha256)) is None:
                 s.add(ConversationDocument(conversation_id=cid, sha256=sha256, created_at=utcnow()))
@@ -515,6 +513,18 @@ class Repository:
         with self.db.session() as s:
             _require_conversation(s, user_id, cid)
             return _documents(s, cid)
+
+    def conversation_with_document(self, user_id: int, sha256: str) -> str | None:
+        """The user's most recently updated conversation that has this document attached."""
+        stmt = (
+            select(Conversation.id)
+            .join(ConversationDocument, ConversationDocument.conversation_id == Conversation.id)
+            .where(Conversation.user_id == user_id, ConversationDocument.sha256 == sha256)
+            .order_by(Conversation.updated_at.desc())
+            .limit(1)
+        )
+        with self.db.session() as s:
+            return s.scalar(stmt)
 
     def document_pages(self, sha256: str) -> list[str]:
         """Page texts in order (index i is page i + 1); empty for an unknown hash."""
@@ -559,7 +569,7 @@ class Repository:
 
     def _upsert(self, model: type[Summary] | type[ChunkResult], values: dict[str, Any]) -> None:
         """Insert or replace by cache_key; NotFound when the document is not stored."""
-        values = {**values, "text": clean_text(values["text"]), "created_at": utcnow()}
+        values = {**values, "text": storable_text(values["text"]), "created_at": utcnow()}
         try:
             with self.db.session() as s:
                 if self.db.dialect in ("sqlite", "postgresql"):

@@ -117,7 +117,11 @@ def start() -> None:
     }
     with log.open("wb") as out:
         _state.proc = subprocess.Popen(
-            launch_command(port, api_key), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
+            launch_command(port, api_key),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
             start_new_session=True,
         )
     _state.server = VllmServer(f"http://127.0.0.1:{port}", api_key, SERVED_MODEL)
@@ -235,5 +239,3 @@ def vllm_server() -> VllmServer:
         return wait_ready()
     except EngineUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-
-

@@ -11,13 +11,16 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from app import exporting
-from app.chat import ChatSettings, InputRejected
-from app.language import LanguageRejected, language_setting
-from app.throttle import throttled
-from backends.base import BackendError
+from app.chat import ChatSettings
+from app.errors import USER_ERRORS
 from storage.repo import NotFound
 from ui.errors import user_error
-from ui.handlers import Handlers, load_document, progress_markdown, uploaded_path
+from ui.files import remove_upload
+from ui.handlers import Handlers, uploaded_path
+from ui.i18n import error_text, request_language
+from ui.markup import literal
+from ui.summary_view import SummaryView, injection_warning, urgent_event
+from ui.throttle import throttled
 
 # Remote backends must never be serialized by the app; a local model has its own lock.
 CHAT_CONCURRENCY = 64
@@ -32,16 +35,10 @@ def register(handlers: Handlers) -> None:
         try:
             with closing(app.chat.send(user_id, conversation_id or None, message, ChatSettings())) as stream:
                 for update in throttled(stream, urgent=lambda u: u.urgent):
-                    if update.status == "error":
-                        raise user_error(update.error or "the backend failed")
                     if update.reply or update.done:  # "" before the first token tells a client nothing
                         yield update.reply
-        except InputRejected as exc:
-            raise user_error(str(exc)) from exc
-        except NotFound as exc:
-            raise user_error("conversation not found") from exc
-        except BackendError as exc:
-            raise user_error(str(exc)) from exc
+        except USER_ERRORS as exc:
+            raise user_error(error_text(exc, request)) from exc
 
     def conversations(request: gr.Request) -> list[dict]:
         """The signed-in user's conversations, newest first."""
@@ -55,7 +52,7 @@ def register(handlers: Handlers) -> None:
             row = app.repo.get_conversation(user_id, conversation_id)
             messages = app.repo.messages(user_id, conversation_id)
         except NotFound as exc:
-            raise user_error("conversation not found") from exc
+            raise user_error(error_text(exc, request)) from exc
         data = exporting.conversation_dict(row, messages)
         return {
             "id": data["id"],
@@ -65,25 +62,22 @@ def register(handlers: Handlers) -> None:
         }
 
     def summarize(file: FileData, language: str, request: gr.Request, password: str = "") -> Iterator[str]:
-        """Summarize a PDF ("auto" or a language code; the password of an encrypted PDF);
-        streams progress, ends with the summary."""
+        """Summarize a document ("auto" or a language code); streams the plan, any injection warning
+        and progress, and ends with the summary. A client that disconnects cancels the run."""
         user_id = handlers.user(request)
+        ui_lang = request_language(request)
         try:
-            lang = language_setting(language or "auto")
-        except LanguageRejected as exc:
-            raise user_error(str(exc)) from exc
-        doc = load_document(uploaded_path(file), password or None)
-        stream = app.documents.summarize_stream(user_id, doc, language_setting=lang)
-        plan = ""
-        with closing(stream):
-            for event in stream:
-                plan = event.text if event.kind == "plan" else plan
-                if event.kind == "error":
-                    raise user_error(event.text)
-                if event.outcome is not None:
-                    yield event.outcome.result.summary
-                else:
-                    yield progress_markdown(plan, event.done, event.total, event.text)
+            job = handlers.open_upload(user_id, uploaded_path(file), language, password, None, "")
+            remove_upload(str(uploaded_path(file)))
+            view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
+            with closing(job.events):
+                for _ in throttled(view.fed(job.events), urgent=urgent_event):
+                    if view.finished is None:  # the text of the pass being written is a sign of life
+                        yield "\n\n".join(filter(None, [view.status(), view.pass_text]))
+        except USER_ERRORS as exc:
+            raise user_error(error_text(exc, request)) from exc
+        if view.finished is not None:
+            yield view.summary
 
     gr.api(summarize, api_name="summarize", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
     gr.api(chat, api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")

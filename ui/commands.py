@@ -8,15 +8,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from app import exporting
-from app.chat import ChatSettings, ChatUpdate, InputRejected
+from app.chat import ChatSettings, ChatUpdate
 from app.config import (
     VLLM_API_KEY_ENV,
-    ConfigError,
     Settings,
     load_settings,
     with_local_model,
@@ -24,12 +24,14 @@ from app.config import (
     with_timeout,
 )
 from app.core import App
-from app.documents import Document, ExtractionCancelled
-from app.language import LanguageRejected, language_setting
-from app.summarize import SummaryCancelled
+from app.documents import Document
+from app.errors import USER_ERRORS, Cancelled, render
+from app.language import language_setting
+from app.uploads import Upload, read_upload
 from backends.base import BackendError, ModelFileError
-from storage.repo import NotFound, clean_text
+from storage.repo import storable_text
 from ui.exit_codes import CliError, ExitCode
+from ui.summary_view import SummaryView, injection_warning, progress_text
 
 # --debug shows what the app and its engines log, llama.cpp's own log included (backends/llamacpp.py).
 APP_LOGGER = "llamadesk"
@@ -42,13 +44,15 @@ def run(args: argparse.Namespace) -> int:
     _clean_text_args(args)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, InputRejected, NotFound, LanguageRejected, ModelFileError) as exc:
-        raise CliError(getattr(exc, "code", "bad_input"), str(exc), ExitCode.BAD_INPUT) from exc
-    except BackendError as exc:
-        raise CliError(exc.code, str(exc), ExitCode.BACKEND) from exc
-    except (SummaryCancelled, ExtractionCancelled):
+    except Cancelled:
         print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
         return ExitCode.CANCELLED
+    except ModelFileError as exc:  # a bad model file is bad input, not a backend that failed
+        raise CliError(exc.code, str(exc), ExitCode.BAD_INPUT) from exc
+    except BackendError as exc:
+        raise CliError(exc.code, str(exc), ExitCode.BACKEND) from exc
+    except USER_ERRORS as exc:  # rendered from the one message table, in English
+        raise CliError(getattr(exc, "code", "bad_input"), render(exc), ExitCode.BAD_INPUT) from exc
 
 
 def _clean_text_args(args: argparse.Namespace) -> None:
@@ -56,7 +60,7 @@ def _clean_text_args(args: argparse.Namespace) -> None:
     for name in ("message", "system", "name"):
         value = getattr(args, name, None)
         if isinstance(value, str):
-            setattr(args, name, clean_text(value))
+            setattr(args, name, storable_text(value))
 
 
 def _log_engine_to_stderr() -> None:
@@ -127,10 +131,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
         final = _drain(stream, None if args.json else sys.stdout)
     finally:
         app.close()
-    if final.status == "error":
-        raise CliError(
-            final.error_code or "backend_error", final.error or "the backend failed", ExitCode.BACKEND
-        )
     if args.json:
         print(json.dumps(_chat_json(final), ensure_ascii=False))
     else:
@@ -179,8 +179,11 @@ class _ProgressLine:
         self.drawn = False
 
     def show(self, done: int, total: int, what: str) -> None:
+        self.line(f"[{done}/{total}] {what[:60]}")
+
+    def line(self, text: str) -> None:
         back = "\r" if self.drawn else ""
-        print(f"{back}[{done}/{total}] {what[:60]:<60}", end="", file=sys.stderr, flush=True)
+        print(f"{back}{text:<80}", end="", file=sys.stderr, flush=True)
         self.drawn = True
 
     def end(self) -> None:
@@ -189,22 +192,8 @@ class _ProgressLine:
             self.drawn = False
 
 
-def _read_pdf(path: str, password: str | None, progress: _ProgressLine | None = None) -> Document:
-    from app.documents import DocumentError, extract_pdf
-
-    def pages(done: int, total: int) -> None:
-        if progress is not None:
-            progress.show(done, total, "pages read")
-
-    try:
-        return extract_pdf(Path(path), password=password, progress=pages)
-    except DocumentError as exc:
-        raise CliError(exc.code, str(exc), ExitCode.BAD_INPUT) from exc
-    except OSError as exc:
-        raise CliError("not_pdf", f"cannot read {path}: {exc.strerror or exc}", ExitCode.BAD_INPUT) from exc
-    finally:
-        if progress is not None:
-            progress.end()
+def _read_pdf(path: str, password: str | None) -> Document:
+    return read_upload(Path(path), password=password)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -222,27 +211,38 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    """The one document pipeline, rendered on stderr (warnings, plan, progress) and stdout (the summary)."""
     lang = language_setting(args.lang)
     settings = settings_from(args)
     progress = _ProgressLine()
-    doc = _read_pdf(args.file, args.password, progress)
-    for warning in doc.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     app = App.open(settings)
     try:
-        plan = app.documents.plan(doc, args.backend)
-        print(f"plan: {plan.describe()}", file=sys.stderr)
-        outcome = app.documents.summarize(
-            app.local_user_id(),
-            doc,
-            language_setting=lang,
-            backend_name=args.backend,
-            plan=plan,
-            progress=progress.show,
+        upload = Upload(
+            Path(args.file), app.local_user_id(), password=args.password, language=lang, backend=args.backend
         )
+        try:
+            job = app.documents.open_upload(
+                upload, lambda done, total: progress.show(done, total, "pages read")
+            )
+        finally:
+            progress.end()
+        doc = job.document
+        for warning in doc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        view = SummaryView("en", warning=injection_warning(job.findings, "en"))
+        if view.warning:
+            print(view.warning, file=sys.stderr)
+        print(f"plan: {job.plan.describe()}", file=sys.stderr)
+        with closing(job.events):  # Ctrl-C closes it: the reply is stored as interrupted
+            for _ in view.fed(job.events):
+                if view.progress is not None and view.finished is None:
+                    progress.line(progress_text(view.progress, "en"))
     finally:
         progress.end()
         app.close()
+    if view.finished is None:
+        raise AssertionError("a summary stream ends with Finished or an exception")
+    outcome = view.finished.outcome
     result = outcome.result
     if not args.json:
         print(result.summary)

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote
 from app.core import App
 from app.login_throttle import LoginThrottle
 from app.users import SignedIn, end_session, session_user, start_session
-from storage.repo import clean_text
+from storage.repo import storable_text
 from ui.files import Owners, download_owner, upload_key, upload_usage
 
 Scope = MutableMapping[str, Any]
@@ -238,8 +238,7 @@ class Guard:
     def _may_read(self, file_path: str, user_id: int) -> bool:
         real = Path(os.path.realpath(file_path))
         return (
-            download_owner(real) == user_id
-            or self.policy.uploads.owner(upload_key(real, user_id)) == user_id
+            download_owner(real) == user_id or self.policy.uploads.owner(upload_key(real, user_id)) == user_id
         )
 
     def _check_file_route(self, path: str, user: SignedIn | None) -> None:
@@ -331,7 +330,7 @@ def _clean_json(body: bytes) -> Any:
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return clean_text(value)
+        return storable_text(value)
     if isinstance(value, list):
         return [_clean(v) for v in value]
     if isinstance(value, dict):

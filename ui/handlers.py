@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -10,35 +11,34 @@ from typing import Any
 
 import gradio as gr
 
-from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
-from app.config import UnknownBackend
+from app.chat import ChatSettings, ChatUpdate, Updates
 from app.core import App
-from app.documents import Document, DocumentError, extract_pdf
-from app.injection import detect_injection
-from app.language import ERROR_CODES, error_text
-from app.models import ModelSourceError, download_gguf, register_local_model
-from app.models import Progress as ModelProgress
-from app.throttle import throttled
-from backends.base import BackendError
+from app.doc_chat import SummaryJob
+from app.documents import Document, PageProgress
+from app.errors import USER_ERRORS, AppError
+from app.model_files import ModelSourceError, download_gguf, register_local_model
+from app.model_files import Progress as ModelProgress
+from app.uploads import Upload
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
 from ui.files import remove_upload, user_download_dir, write_private
-from ui.i18n import text
+from ui.i18n import error_text, request_language, text
 from ui.identity import user_id_for
 from ui.markup import literal
+from ui.summary_view import SummaryView, injection_warning, plan_text, urgent_event
+from ui.throttle import throttled
 
 Messages = list[dict[str, Any]]
 UPLOAD_GONE = "This upload was already read and then removed from the server; upload the file again."
 _PROGRESS = gr.Progress()
+PREVIEW_TICK_S = 0.3
 # Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
 
 def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
     return [
-        {"role": r.role, "content": r.content}
-        for r in rows
-        if r.role in ("user", "assistant") and r.content
+        {"role": r.role, "content": r.content} for r in rows if r.role in ("user", "assistant") and r.content
     ]
 
 
@@ -166,6 +166,79 @@ class Handlers:
 
     # -- documents ------------------------------------------------------------
 
+    def open_upload(
+        self,
+        user_id: int,
+        path: str | None,
+        lang: str,
+        password: str | None,
+        backend: str | None,
+        conversation_id: str,
+        reading: PageProgress | None = None,
+    ) -> SummaryJob:
+        if not path:
+            raise AppError("no_file")
+        if not Path(path).exists():
+            raise user_error(UPLOAD_GONE)
+        upload = Upload(
+            Path(path),
+            user_id,
+            password=password or None,
+            language=lang or "auto",
+            backend=backend or None,
+            conversation_id=conversation_id or None,
+        )
+        return self.app.documents.open_upload(upload, reading)
+
+    def preview(
+        self, file: Any, lang: str, password: str, backend: str | None, request: gr.Request
+    ) -> Iterator[str]:
+        """Pages read so far, then the plan and any injection warning, as soon as a file is uploaded;
+        nothing runs. Reading happens in a worker so that the page count can be shown meanwhile."""
+        ui_lang = request_language(request)
+        path = uploaded_path(file)
+        if not path:
+            yield ""
+            return
+        read = [0, 0]
+        found: list[SummaryJob | BaseException] = []
+
+        def report(done: int, total: int) -> None:
+            read[:] = [done, total]
+
+        def work() -> None:
+            try:
+                job = self.open_upload(
+                    self.user(request),
+                    path,
+                    lang,
+                    password,
+                    backend,
+                    "",
+                    report,
+                )
+                job.events.close()
+                found.append(job)
+            except BaseException as exc:  # handed to the generator, which renders it
+                found.append(exc)
+
+        worker = threading.Thread(target=work, name="plan", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(PREVIEW_TICK_S)
+            if worker.is_alive() and read[1]:
+                yield text("summarize.reading", ui_lang, done=read[0], total=read[1])
+        result = found[0]
+        if isinstance(result, USER_ERRORS):
+            yield f"⚠️ {error_text(result, request)}"
+            return
+        if isinstance(result, BaseException):
+            raise result
+        job = result
+        lines = [injection_warning(job.findings, ui_lang, literal)]
+        lines.append(f"**{text('summarize.plan', ui_lang)}:** {plan_text(job.plan, ui_lang)}")
+        yield "\n\n".join(filter(None, lines))
+
     def summarize(
         self,
         file: Any,
@@ -174,87 +247,90 @@ class Handlers:
         backend: str | None,
         conversation_id: str,
         request: gr.Request,
-        progress: gr.Progress = _PROGRESS,
     ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
-        """Plan + progress text, summary, download, conversation id, sidebar."""
+        """Status (plan, step, tokens, ETA), the text being written, download, conversation id, sidebar.
+
+        Cancel, or a closed tab, closes this generator and so the job's events: the run stops.
+        """
         user_id = self.user(request)
-        doc = load_document(uploaded_path(file), password)
-        warning = injection_warning(doc)
-        stream = self.app.documents.summarize_stream(
-            user_id,
-            doc,
-            language_setting=lang or "auto",
-            backend_name=backend or None,
-            conversation_id=conversation_id or None,
+        ui_lang = request_language(request)
+        try:
+            job = self.open_upload(user_id, uploaded_path(file), lang, password, backend, conversation_id)
+        except USER_ERRORS as exc:
+            yield f"⚠️ {error_text(exc, request)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        remove_upload(str(uploaded_path(file)))  # its text is in hand; a wrong password keeps the file
+        view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
+        try:
+            with closing(job.events):
+                for _ in throttled(view.fed(job.events), urgent=urgent_event):
+                    if view.finished is None:
+                        yield view.status(), view.pass_text, gr.skip(), gr.skip(), gr.skip()
+        except USER_ERRORS as exc:
+            failed = "\n\n".join(filter(None, [view.warning, f"⚠️ {error_text(exc, request)}"]))
+            yield failed, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        if view.finished is None:
+            return
+        outcome = view.finished.outcome
+        yield (
+            view.status(),
+            outcome.result.summary,
+            write_markdown(user_id, job.document, outcome.result.summary),
+            outcome.conversation_id,
+            gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
         )
-        plan = ""
-        with closing(stream):
-            for event in stream:
-                if event.kind == "plan":
-                    plan = event.text
-                if event.kind in ("plan", "progress"):
-                    progress((event.done, max(1, event.total)), desc=event.text)
-                    status = progress_markdown(plan, event.done, event.total, event.text)
-                    yield (
-                        "\n\n".join(filter(None, [warning, status])),
-                        gr.skip(),
-                        gr.skip(),
-                        gr.skip(),
-                        gr.skip(),
-                    )
-                elif event.kind == "error":
-                    raise user_error(event.text)
-                elif event.outcome is not None:
-                    outcome = event.outcome
-                    done = f"**{text('summarize.plan')}:** {plan} · {outcome.result.elapsed_s:.1f} s"
-                    yield (
-                        "\n\n".join(filter(None, [warning, done])),
-                        outcome.result.summary,
-                        write_markdown(user_id, doc, outcome.result.summary),
-                        outcome.conversation_id,
-                        gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
-                    )
+
+    def summary_cancelled(self, request: gr.Request) -> str:
+        return text("summarize.cancelled", request_language(request))
 
     def _summarize_to_chat(
-        self, user_id: int, path: str, conversation_id: str, history: Messages, lang: str, backend: str | None
+        self,
+        user_id: int,
+        path: str,
+        conversation_id: str,
+        history: Messages,
+        lang: str,
+        backend: str | None,
+        request: gr.Request,
     ) -> Iterator[ChatOutputs]:
-        """A PDF dropped in the chat box: the plan and progress stream into the chat, then the summary."""
-        doc = load_document(path, None)
-        shown = [
-            *history,
-            {"role": "user", "content": f"📄 {literal(doc.filename)} ({doc.page_count} pages)"},
-        ]
-        warning = injection_warning(doc)
-        stream = self.app.documents.summarize_stream(
-            user_id,
-            doc,
-            language_setting=lang or "auto",
-            backend_name=backend,
-            conversation_id=conversation_id or None,
-        )
-        plan = ""
-        with closing(stream):
-            for event in stream:
-                plan = event.text if event.kind == "plan" else plan
-                if event.kind == "error":
-                    yield gr.skip(), shown, f"⚠️ {event.text}", conversation_id, gr.skip(), False
-                    return
-                if event.outcome is None:
-                    status = progress_markdown(plan, event.done, event.total, event.text)
-                    reply = {"role": "assistant", "content": status}
+        """A PDF dropped in the chat box: the plan, progress and the text being written stream into the
+        chat, then the summary replaces them."""
+        ui_lang = request_language(request)
+        try:
+            job = self.open_upload(user_id, path, lang, None, backend, conversation_id)
+        except USER_ERRORS as exc:
+            yield gr.skip(), gr.skip(), f"⚠️ {error_text(exc, request)}", conversation_id, gr.skip(), False
+            return
+        remove_upload(path)
+        doc = job.document
+        shown = [*history, {"role": "user", "content": f"📄 {literal(doc.filename)} ({doc.page_count})"}]
+        view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
+        try:
+            with closing(job.events):
+                for _ in throttled(view.fed(job.events), urgent=urgent_event):
+                    if view.finished is not None:
+                        break
+                    body = "\n\n".join(filter(None, [view.status(), view.pass_text]))
+                    reply = {"role": "assistant", "content": body}
                     yield (
                         {"text": "", "files": []},
                         [*shown, reply],
-                        warning,
+                        view.warning,
                         conversation_id,
                         gr.skip(),
                         False,
                     )
-                    continue
-                cid = event.outcome.conversation_id
-                final = [*shown, {"role": "assistant", "content": event.outcome.result.summary}]
-                sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
-                yield gr.skip(), final, warning, cid, sidebar, False
+        except USER_ERRORS as exc:
+            notice = "\n\n".join(filter(None, [view.warning, f"⚠️ {error_text(exc, request)}"]))
+            yield gr.skip(), shown, notice, conversation_id, gr.skip(), False
+            return
+        if view.finished is None:
+            return
+        cid = view.finished.outcome.conversation_id
+        final = [*shown, {"role": "assistant", "content": view.summary}]
+        sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
+        yield gr.skip(), final, view.warning, cid, sidebar, False
 
     # -- chat ---------------------------------------------------------------
 
@@ -281,7 +357,7 @@ class Handlers:
         if files:
             for path in files:
                 yield from self._summarize_to_chat(
-                    user_id, path, conversation_id, history, reply_language, backend
+                    user_id, path, conversation_id, history, reply_language, backend, request
                 )
             return
         settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
@@ -295,7 +371,7 @@ class Handlers:
         else:
             stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
         history.append({"role": "user", "content": content})
-        yield from self._run(user_id, stream, history, conversation_id, message)
+        yield from self._run(user_id, stream, history, conversation_id, message, request)
 
     def regenerate(
         self,
@@ -340,7 +416,7 @@ class Handlers:
         # The pane shows everything before the reply being (re)written.
         while rows and rows[-1].role == "assistant":
             rows.pop()
-        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None)
+        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None, request)
 
     def edit_last(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any]:
         """Put the last user message back in the box; the next send replaces it."""
@@ -360,10 +436,15 @@ class Handlers:
         history: Messages,
         conversation_id: str,
         message: Any,
+        request: gr.Request,
     ) -> Iterator[ChatOutputs]:
-        """Drive one exchange. Stop closes this generator, and so the service's, which saves the partial."""
+        """Drive one exchange. Stop closes this generator, and so the service's, which saves the partial.
+
+        A failure is rendered once, in the notice, in the browser's language.
+        """
         shown = [*history, {"role": "assistant", "content": ""}]
         keep_box = gr.skip()
+        update: ChatUpdate | None = None
         try:
             with closing(stream):
                 first = True
@@ -374,7 +455,7 @@ class Handlers:
                         sidebar = gr.update(
                             choices=self.conversation_choices(user_id), value=update.conversation_id
                         )
-                    notice = _notice(update)
+                    notice = _notice(update, request_language(request))
                     visible = shown if update.reply or not update.done else shown[:-1]
                     yield (
                         {"text": "", "files": []} if first else gr.skip(),
@@ -385,14 +466,22 @@ class Handlers:
                         False,
                     )
                     first = False
-        except InputRejected as exc:  # raised before the first update, so the chat pane is unchanged
-            notice = error_text("en", exc.code) if exc.code in ERROR_CODES else str(exc)
-            yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
-        except (BackendError, UnknownBackend) as exc:  # before anything was stored: the text stays in the box
-            notice = error_text("en", exc.code, detail=str(exc)) if exc.code in ERROR_CODES else str(exc)
-            yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
-        except NotFound:
-            yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
+        except NotFound as exc:
+            yield keep_box, [], error_text(exc, request), "", gr.skip(), False
+        except USER_ERRORS as exc:
+            if update is None:  # raised before the first update: the chat pane is unchanged
+                yield (
+                    keep_box,
+                    gr.skip(),
+                    f"⚠️ {error_text(exc, request)}",
+                    conversation_id,
+                    gr.skip(),
+                    gr.skip(),
+                )
+                return
+            visible = shown if update.reply else shown[:-1]  # the partial reply stays, as it is stored
+            sidebar = gr.update(choices=self.conversation_choices(user_id), value=update.conversation_id)
+            yield gr.skip(), visible, f"⚠️ {error_text(exc, request)}", update.conversation_id, sidebar, False
 
 
 def backend_label(row: dict[str, object]) -> str:
@@ -402,22 +491,6 @@ def backend_label(row: dict[str, object]) -> str:
     # Numbers only, so that the label reads the same in every interface language.
     context = f"{window // 1024}K" if window >= 1024 else "?"
     return f"{dot} {row['name']} · {row['model'] or row['kind']} · {context}"
-
-
-def load_document(path: str | None, password: str | None) -> Document:
-    """Extract a PDF for the UI; failures become a gr.Error in the user's words."""
-    if not path:
-        raise user_error(text("summarize.upload"))
-    if not Path(path).exists():
-        raise user_error(UPLOAD_GONE)
-    try:
-        doc = extract_pdf(Path(path), filename=Path(path).name, password=password or None)
-    except DocumentError as exc:
-        raise user_error(f"{text('documents.' + exc.code)} ({exc})") from exc
-    except OSError as exc:
-        raise user_error(text("documents.not_pdf")) from exc
-    remove_upload(path)  # its text is in hand and stored by the summary; a wrong password keeps it
-    return doc
 
 
 def uploaded_path(file: Any) -> str | None:
@@ -431,32 +504,17 @@ def uploaded_path(file: Any) -> str | None:
     return str(getattr(file, "path", "") or getattr(file, "name", "")) or None
 
 
-def injection_warning(doc: Document) -> str:
-    findings = detect_injection(doc.text)
-    if not findings:
-        return ""
-    # The document's own words are quoted as text: they are what the warning is about.
-    return f"⚠️ {text('summarize.injection_warning')} (“{literal(findings[0].snippet[:80])}”)"
-
-
-def progress_markdown(plan: str, done: int, total: int, what: str) -> str:
-    bar = "▰" * done + "▱" * max(0, total - done)
-    return f"**{text('summarize.plan')}:** {plan}\n\n{bar} {done}/{total} · {what}"
-
-
 def write_markdown(user_id: int, doc: Document, summary: str) -> str:
     """The summary as a Markdown file in the user's private download folder."""
     name = f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
     return str(write_private(user_download_dir(user_id), name, f"# {doc.filename}\n\n{summary}\n"))
 
 
-def _notice(update: ChatUpdate) -> str:
-    parts = []
-    if update.error:
-        parts.append(f"⚠️ {update.error}")
-    if update.dropped_turns:
-        parts.append(error_text(update.language, "dropped_turns", n=update.dropped_turns))
-    return "\n\n".join(parts)
+def _notice(update: ChatUpdate, lang: str) -> str:
+    if not update.dropped_turns:
+        return ""
+    key = "chat.dropped_turns_one" if update.dropped_turns == 1 else "chat.dropped_turns"
+    return text(key, lang, n=update.dropped_turns)
 
 
 def _settings(

@@ -1,25 +1,16 @@
-"""The UI's translations, from assets/i18n/<lang>.json."""
+"""The UI's translations in the browser (gr.I18n), from the app's one message table."""
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from importlib import resources
 
 import gradio as gr
 
-from app.language import SUPPORTED
+from app.errors import render
+from app.messages import FALLBACK, translations
+from app.messages import text as text
 
-
-@cache
-def translations() -> dict[str, dict[str, str]]:
-    folder = resources.files("assets") / "i18n"
-    found: dict[str, dict[str, str]] = {}
-    for lang in SUPPORTED:
-        file = folder / f"{lang}.json"
-        if file.is_file():
-            found[lang] = json.loads(file.read_text(encoding="utf-8"))
-    return found
+__all__ = ["error_text", "i18n", "request_language", "t", "text"]
 
 
 @cache
@@ -32,11 +23,14 @@ def t(key: str) -> gr.i18n.I18nData:
     return i18n()(key)
 
 
-def text(key: str, lang: str = "en", **values: object) -> str:
-    """A string rendered on the server, for messages built at run time."""
-    table = translations().get(lang) or translations()["en"]
-    template = table.get(key) or translations()["en"].get(key, key)
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError, ValueError):
-        return template
+def request_language(request: gr.Request | None) -> str:
+    """The browser's first language, for messages rendered on the server."""
+    header = ""
+    if request is not None:
+        header = str((getattr(request, "headers", None) or {}).get("accept-language", ""))
+    first = header.split(",")[0].split(";")[0].strip()
+    return first or FALLBACK
+
+
+def error_text(exc: BaseException, request: gr.Request | None) -> str:
+    return render(exc, request_language(request))

@@ -9,7 +9,8 @@ import gradio as gr
 from app.chat import ChatSettings
 from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
-from app.models import SUGGESTED_REPO
+from app.model_files import SUGGESTED_REPO
+from app.uploads import supported_suffixes
 from ui import api
 from ui.handlers import Handlers
 from ui.i18n import t
@@ -93,7 +94,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         label=t("chat.send"),
                         placeholder=str(t("chat.placeholder")),
                         show_label=False,
-                        file_types=[".pdf"],
+                        file_types=supported_suffixes(),
                         elem_id="message",
                         submit_btn=True,
                     )
@@ -134,7 +135,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                             )
 
                 with gr.Tab(t("summarize.title"), id="summarize-tab"):
-                    pdf = gr.File(label=t("summarize.upload"), file_types=[".pdf"], elem_id="pdf")
+                    pdf = gr.File(label=t("summarize.upload"), file_types=supported_suffixes(), elem_id="pdf")
                     with gr.Row():
                         summary_language = gr.Dropdown(
                             choices=language_choices("summarize.language_auto"),
@@ -189,8 +190,22 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             api_visibility="private",
             concurrency_limit=CHAT_LIMIT,
             concurrency_id=CHAT_GROUP,
+            # Progress is drawn in the status pane; Gradio's overlay would cover the sidebar.
+            show_progress="hidden",
         )
-        cancel_summary.click(None, cancels=[summary_event])
+        # Said once the run has stopped, so that no late progress update can cover it.
+        cancel_summary.click(None, cancels=[summary_event], api_visibility="private").then(
+            handlers.summary_cancelled, None, [summary_status], api_visibility="private"
+        )
+        # The plan shows as soon as a file is there, before anything runs.
+        for trigger in (pdf.upload, backend.change):
+            trigger(
+                handlers.preview,
+                [pdf, summary_language, password, backend],
+                [summary_status],
+                api_visibility="private",
+                show_progress="hidden",
+            )
         edit_last.click(handlers.edit_last, [conversation_id], [box, editing], api_visibility="private")
 
         conversations.select(

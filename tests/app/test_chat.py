@@ -8,9 +8,10 @@ from contextlib import closing
 import pytest
 
 from app import chat as chat_module
+from app import checkpoint
 from app.chat import ChatSettings, InputRejected, clean_title
 from app.core import App
-from backends.base import ChatMessage
+from backends.base import BackendError, BackendUnavailable, ChatMessage, ContextOverflow
 from backends.scripted import ScriptedBackend, in_turn, replying, unavailable
 from tests.conftest import make_app
 
@@ -66,7 +67,7 @@ def test_stop_keeps_the_partial_reply_as_interrupted(db_url: str) -> None:
 
 
 def test_checkpoints_at_least_every_second(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat_module, "CHECKPOINT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_INTERVAL_S", 0.05)
     backend = ScriptedBackend(handler=replying(" ".join(f"w{i}" for i in range(40)), delay_s=0.01))
     app = make_app(db_url, backend)
     user = app.local_user_id()
@@ -81,12 +82,22 @@ def test_checkpoints_at_least_every_second(db_url: str, monkeypatch: pytest.Monk
     app.close()
 
 
+def only_conversation_id(app: App) -> str:
+    rows = app.repo.list_conversations(app.local_user_id())
+    assert len(rows) == 1
+    return rows[0].id
+
+
 def test_backend_failure_keeps_the_user_message_and_partial(db_url: str) -> None:
+    """A failure is raised once, after the partial is saved; it is never also an update to render."""
     app = make_app(db_url, ScriptedBackend(handler=replying("one two three four five", fail_after=3)))
-    final = run(app, "hello")[-1]
-    assert final.status == "error" and final.error_code == "backend_error"
-    assert "failed" in (final.error or "")
-    rows = app.repo.messages(app.local_user_id(), final.conversation_id)
+    updates: list[chat_module.ChatUpdate] = []
+    with pytest.raises(BackendError, match="failed mid-reply") as info:
+        updates.extend(app.chat.send(app.local_user_id(), None, "hello", ChatSettings()))
+    assert info.value.code == "backend_error"
+    assert updates and all(u.status == "streaming" for u in updates)
+    assert updates[-1].reply == "one two three"
+    rows = app.repo.messages(app.local_user_id(), only_conversation_id(app))
     assert rows[0].content == "hello"
     assert rows[1].status == "interrupted" and rows[1].content == "one two three"
     app.close()
@@ -96,13 +107,14 @@ def test_backend_down_keeps_the_user_message_and_retry_works(db_url: str) -> Non
     backend = ScriptedBackend(handler=in_turn(unavailable(), replying("back again")))
     app = make_app(db_url, backend)
     user = app.local_user_id()
-    final = run(app, "are you there?")[-1]
-    assert final.status == "error" and final.error_code == "backend_unavailable"
-    rows = app.repo.messages(user, final.conversation_id)
+    with pytest.raises(BackendUnavailable):
+        run(app, "are you there?")
+    cid = only_conversation_id(app)
+    rows = app.repo.messages(user, cid)
     assert [(r.role, r.content) for r in rows] == [("user", "are you there?")]
-    retry = list(app.chat.regenerate(user, final.conversation_id, ChatSettings()))[-1]
+    retry = list(app.chat.regenerate(user, cid, ChatSettings()))[-1]
     assert retry.status == "complete" and retry.reply == "back again"
-    rows = app.repo.messages(user, final.conversation_id)
+    rows = app.repo.messages(user, cid)
     assert [r.role for r in rows] == ["user", "assistant"], "the retry does not duplicate the user message"
     app.close()
 
@@ -167,9 +179,9 @@ def test_an_unexpected_error_before_the_reply_leaves_the_message_alone(db_url: s
 
 def test_a_message_larger_than_the_context_is_an_overflow_error(db_url: str) -> None:
     app = make_app(db_url, ScriptedBackend(context_window=200))
-    final = run(app, "word " * 500)[-1]
-    assert final.status == "error" and final.error_code == "context_overflow"
-    rows = app.repo.messages(app.local_user_id(), final.conversation_id)
+    with pytest.raises(ContextOverflow):
+        run(app, "word " * 500)
+    rows = app.repo.messages(app.local_user_id(), only_conversation_id(app))
     assert rows[0].role == "user" and len(rows) == 1
     app.close()
 
@@ -204,7 +216,8 @@ def test_empty_messages_are_rejected(scripted_app: App, text: str) -> None:
 def test_huge_messages_are_rejected_with_the_limit(scripted_app: App) -> None:
     with pytest.raises(InputRejected) as info:
         run(scripted_app, "x" * (2 * 1024 * 1024))
-    assert info.value.code == "message_too_long" and "100000" in str(info.value)
+    assert info.value.code == "message_too_long"
+    assert info.value.params == {"chars": 2 * 1024 * 1024, "limit": 100_000}
     assert scripted_app.repo.list_conversations(scripted_app.local_user_id()) == []
 
 
@@ -316,4 +329,17 @@ def test_conversation_remembers_its_backend(db_url: str) -> None:
     opened = list(app.chat.send(user, None, "hi", ChatSettings(backend="second")))[-1]
     later = list(app.chat.send(user, opened.conversation_id, "again", ChatSettings()))[-1]
     assert (opened.backend, later.backend, later.reply) == ("second", "second", "two")
+    app.close()
+
+
+def test_a_reply_that_loops_is_cut_to_one_copy_and_stops(db_url: str) -> None:
+    """A small model repeated one paragraph about 15 times until the token budget ran out."""
+    looping = " ".join(["The report covers the annual budget of the city council."] * 15)
+    backend = ScriptedBackend(handler=replying(f"Sure. {looping}"))
+    app = make_app(db_url, backend)
+    final = run(app, "what does the report cover?")[-1]
+    assert final.status == "complete"
+    assert final.reply.count("annual budget") <= 2, final.reply
+    rows = app.repo.messages(app.local_user_id(), final.conversation_id)
+    assert rows[-1].content == final.reply
     app.close()

@@ -18,9 +18,9 @@ from app.documents import (
     DocumentError,
     ExtractionCancelled,
     Limits,
-    clean_text,
     extract_json,
     extract_pdf,
+    tidy_page_text,
 )
 from tests import pdfs
 
@@ -409,23 +409,23 @@ def _merge(parts: list[Path], out: Path) -> Path:
 # ---------------------------------------------------------------- text cleaning
 
 
-def test_clean_text_drops_control_characters() -> None:
-    assert clean_text("a\x00b\x07c\x1bd\x7fe\ufeff") == "abcde"
-    assert clean_text("col1\tcol2") == "col1\tcol2"
+def test_tidy_page_text_drops_control_characters() -> None:
+    assert tidy_page_text("a\x00b\x07c\x1bd\x7fe\ufeff") == "abcde"
+    assert tidy_page_text("col1\tcol2") == "col1\tcol2"
 
 
-def test_clean_text_keeps_paragraphs_and_tidies_spaces() -> None:
-    assert clean_text("  One\u00a0 two  \r\n\r\n\r\n\n  Three \n") == "One two\n\nThree"
+def test_tidy_page_text_keeps_paragraphs_and_tidies_spaces() -> None:
+    assert tidy_page_text("  One\u00a0 two  \r\n\r\n\r\n\n  Three \n") == "One two\n\nThree"
 
 
-def test_clean_text_dehyphenates_latin_only() -> None:
-    assert clean_text("an exam-\nple of it") == "an example\nof it"
-    assert clean_text("die Straßen-\nbahn fährt") == "die Straßenbahn\nfährt"
-    assert clean_text("Jean-\nPaul") == "Jean-\nPaul"  # a capital: a real hyphen
-    assert clean_text("Мос-\nква") == "Мос-\nква"  # not Latin
-    assert clean_text("co\u00ad\noperate") == "cooperate"
-    assert clean_text("soft\u00adhyphen") == "softhyphen"
+def test_tidy_page_text_dehyphenates_latin_only() -> None:
+    assert tidy_page_text("an exam-\nple of it") == "an example\nof it"
+    assert tidy_page_text("die Straßen-\nbahn fährt") == "die Straßenbahn\nfährt"
+    assert tidy_page_text("Jean-\nPaul") == "Jean-\nPaul"  # a capital: a real hyphen
+    assert tidy_page_text("Мос-\nква") == "Мос-\nква"  # not Latin
+    assert tidy_page_text("co\u00ad\noperate") == "cooperate"
+    assert tidy_page_text("soft\u00adhyphen") == "softhyphen"
 
 
-def test_clean_text_expands_ligatures() -> None:
-    assert clean_text("ﬁnal ﬂow") == "final flow"
+def test_tidy_page_text_expands_ligatures() -> None:
+    assert tidy_page_text("ﬁnal ﬂow") == "final flow"

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.documents import Document, DocumentError, Limits, clean_text, extract_pdf
+from app.documents import Document, DocumentError, Limits, extract_pdf, tidy_page_text
 from tests import pdfs
 
 SEED = 20261122
@@ -231,9 +231,9 @@ _TEXT = st.text(
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(_TEXT)
-def test_clean_text_properties(raw: str) -> None:
-    cleaned = clean_text(raw)
+def test_tidy_page_text_properties(raw: str) -> None:
+    cleaned = tidy_page_text(raw)
     assert not _FORBIDDEN.search(cleaned)
     assert "\n\n\n" not in cleaned
     assert cleaned == cleaned.strip()
-    assert clean_text(cleaned) == cleaned
+    assert tidy_page_text(cleaned) == cleaned

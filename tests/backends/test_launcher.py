@@ -31,6 +31,7 @@ from backends.launcher import (
     run_server,
     vllm_installed,
 )
+from tests.net import free_port
 from tests.vllm_server import VENV
 from ui.cli import main
 
@@ -63,12 +64,6 @@ TWO_NODES = [
 
 def flags(cmd: list[str]) -> set[str]:
     return {arg for arg in cmd if arg.startswith("--")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_one_node_command() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from app.chat import ChatSettings
 from app.config import BackendSpec, Settings, load_settings
 from app.core import App
+from app.doc_chat import run_to_end
 from app.registry import BackendRegistry
 from tests.app.test_summarize import document
 from tests.pdfs import long_page_text
@@ -96,7 +97,9 @@ def test_summarize_through_the_remote_backend_in_parallel(tmp_path: Path, llama_
     doc = document([long_page_text(n) for n in range(1, 7)])
     plan = app.documents.plan(doc, "node")
     assert plan.strategy == "map-reduce" and len(plan.chunks) >= 2 and plan.context_window == 2048
-    outcome = app.documents.summarize(app.local_user_id(), doc, backend_name="node", plan=plan)
+    outcome = run_to_end(
+        app.documents.summary_events(app.local_user_id(), doc, backend_name="node", plan=plan)
+    )
     result = outcome.result
     assert result.summary.strip() and result.citations
     assert result.tokens_processed >= plan.document_tokens

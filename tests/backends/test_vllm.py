@@ -4,7 +4,6 @@ cannot be made to show on demand). The real vLLM has its own tests: test_vllm_en
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from backends.vllm import (
     normalize_base_url,
     overflow_error,
 )
+from tests.net import free_port
 
 N_CTX = 2048  # what conftest starts llama_cpp.server with
 ServerFactory = Callable[[], tuple[str, subprocess.Popen[bytes]]]
@@ -37,12 +37,6 @@ SAMPLE_TEXT = (
     "llamadesk summarizes PDFs of up to 128K tokens. Größe, naïve café, 東京, "
     "and numbers like 1234567 tokenize in their own ways."
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def user(text: str) -> list[ChatMessage]:

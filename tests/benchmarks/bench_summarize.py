@@ -16,6 +16,7 @@ from typing import TypeVar
 from app.chat import ChatSettings
 from app.config import BackendSpec, Settings
 from app.core import App
+from app.doc_chat import run_to_end
 from app.documents import extract_pdf
 from app.registry import BackendRegistry
 from app.summarize import Plan
@@ -108,7 +109,7 @@ def long_document_rows(tmp: str) -> list[Row]:
     plan = app.documents.plan(doc)
     calls = record_calls(backend)
     start = time.perf_counter()
-    outcome = app.documents.summarize(app.local_user_id(), doc, plan=plan)
+    outcome = run_to_end(app.documents.summary_events(app.local_user_id(), doc, plan=plan))
     wall = time.perf_counter() - start
     result = outcome.result
     prefill_s, generation_s = on_model_thread(backend, lambda: raw_replay_s(backend, plan, calls))
@@ -154,7 +155,7 @@ def follow_up_rows(tmp: str) -> list[Row]:
     app = open_app(tmp, backend)
     doc = extract_pdf(long_pdf(Path(tmp) / "short.pdf", SHORT_PAGES))
     user = app.local_user_id()
-    outcome = app.documents.summarize(user, doc)
+    outcome = run_to_end(app.documents.summary_events(user, doc))
     settings = ChatSettings(max_tokens=16, temperature=0)
     ttfts = []
     for question in ("What is section 2 about?", "Which code is on page 3?", "Who is named on page 5?"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 
 from backends.llamacpp import embedded_model_path
 from tests import pg
+from tests.net import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -30,12 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Generous: the two cores are often shared with other test runs and the model.
 START_TIMEOUT_S = 180.0
 FIGURES_ENV = "LLAMADESK_FIGURES"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.02) -> None:

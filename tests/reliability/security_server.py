@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from backends.base import BackendError
-from backends.scripted import Handler, ScriptedBackend, ScriptedRequest, replying
+from backends.scripted import ScriptedBackend, ScriptedRequest, replying
 
 
-def failing(message: str) -> Handler:
+def failing(message: str) -> Callable[[ScriptedRequest], Iterator[str]]:
     def handle(request: ScriptedRequest) -> Iterator[str]:
         raise BackendError(message)
 
@@ -34,7 +34,7 @@ def main(config_file: str) -> None:
         ScriptedBackend(
             handler=replying(config.get("reply", "A plain reply."), delay_s=config.get("delay_s", 0.0))
         ),
-        ScriptedBackend("failing", handler=failing(config.get("error_text", "the backend failed"))),
+        ScriptedBackend("failing", failing(config.get("error_text", "the backend failed"))),
     ]
     app = make_app(config["db_url"], *backends)
     options = ServeOptions(port=int(config["port"]), auth=True, **config.get("options", {}))

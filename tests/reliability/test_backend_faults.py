@@ -16,14 +16,16 @@ import pytest
 
 from app.chat import ChatSettings, ChatUpdate
 from app.core import App
-from app.language import error_text
-from backends.base import BackendTimeout
+from app.errors import render
+from app.messages import text
+from backends.base import BackendError, BackendTimeout
 from backends.scripted import ScriptedBackend, replying
 from backends.vllm import OpenAICompatBackend
 from storage.repo import MessageRow
 from tests.benchmarks.sim_server import start_simulator, stop_simulator
 from tests.conftest import make_app
-from tests.reliability.conftest import free_port, start_llama_server, stop_process
+from tests.net import free_port
+from tests.reliability.conftest import start_llama_server, stop_process
 
 SETTINGS = ChatSettings(max_tokens=48, temperature=0.0, seed=1)
 LONG_REPLY_SETTINGS = ChatSettings(max_tokens=400, temperature=0.7, seed=3)
@@ -53,20 +55,28 @@ def only_conversation(app: App) -> str:
     return row.id
 
 
-def chat_notice(update: ChatUpdate) -> str:
+def run_failing(updates: Iterator[ChatUpdate]) -> tuple[list[ChatUpdate], BackendError]:
+    """The updates a failing exchange streamed, and the error it raised once they stopped."""
+    seen: list[ChatUpdate] = []
+    with pytest.raises(BackendError) as info:
+        for update in updates:
+            seen.append(update)
+    return seen, info.value
+
+
+def chat_notice(error: BackendError, lang: str = "en") -> str:
     """What the chat shows for a failed exchange (the UI prefixes it with a warning sign)."""
-    assert update.status == "error" and update.error, update
-    return update.error
+    return render(error, lang)
 
 
 def test_down_at_start_then_recovers(remote_app: tuple[App, OpenAICompatBackend, int]) -> None:
     app, _backend, port = remote_app
     user = app.local_user_id()
-    final = run(app.chat.send(user, None, "Hello there, are you awake?", SETTINGS))[-1]
-    assert final.error_code == "backend_unavailable"
-    assert chat_notice(final).startswith(error_text(final.language, "backend_unavailable"))
-    assert "127.0.0.1" in chat_notice(final)  # says which server could not be reached
-    cid = final.conversation_id
+    _, error = run_failing(app.chat.send(user, None, "Hello there, are you awake?", SETTINGS))
+    assert error.code == "backend_unavailable"
+    assert chat_notice(error).startswith(text("errors.backend_unavailable"))
+    assert "127.0.0.1" in chat_notice(error)  # says which server could not be reached
+    cid = only_conversation(app)
     assert [(r.role, r.content) for r in stored(app, cid)] == [("user", "Hello there, are you awake?")]
 
     server = start_llama_server(port)  # the backend comes back on its address
@@ -89,15 +99,18 @@ def test_server_dies_mid_stream_keeps_the_partial(
     processes.append(server)
     updates = app.chat.send(user, None, STORY, LONG_REPLY_SETTINGS)
     seen: list[ChatUpdate] = []
-    for update in updates:
-        seen.append(update)
-        if update.reply.strip() and server.poll() is None:
-            os.kill(server.pid, signal.SIGKILL)  # the server dies with the stream open
-            server.wait(30)
+    with pytest.raises(BackendError) as info:
+        for update in updates:
+            seen.append(update)
+            if update.reply.strip() and server.poll() is None:
+                os.kill(server.pid, signal.SIGKILL)  # the server dies with the stream open
+                server.wait(30)
     final = seen[-1]
     assert server.poll() is not None, f"the reply ended before the server could be killed: {final}"
-    assert final.error_code == "backend_unavailable"
-    assert chat_notice(final).startswith(error_text(final.language, "backend_unavailable"))
+    assert info.value.code == "backend_unavailable"
+    assert chat_notice(info.value, final.language).startswith(
+        text("errors.backend_unavailable", final.language)
+    )
     rows = stored(app, final.conversation_id)
     assert [(r.role, r.status) for r in rows] == [("user", "complete"), ("assistant", "interrupted")]
     assert rows[0].content == STORY
@@ -115,12 +128,12 @@ def test_context_overflow_is_explained_and_the_chat_goes_on(
     user = app.local_user_id()
     processes.append(start_llama_server(port, n_ctx=2048))
     huge = "Please read this carefully. " + "The quick brown fox jumps over the lazy dog. " * 400
-    final = run(app.chat.send(user, None, huge, SETTINGS))[-1]
-    assert final.error_code == "context_overflow"
-    notice = chat_notice(final)
-    assert notice.startswith(error_text(final.language, "context_overflow"))
+    _, error = run_failing(app.chat.send(user, None, huge, SETTINGS))
+    assert error.code == "context_overflow"
+    notice = chat_notice(error)
+    assert notice.startswith(text("errors.context_overflow"))
     assert "2048" in notice  # the window, from the server itself
-    cid = final.conversation_id
+    cid = only_conversation(app)
     assert [(r.role, r.content) for r in stored(app, cid)] == [("user", huge.strip())]
     # A short follow-up in the same conversation still works: the long turn is left out.
     follow = run(app.chat.send(user, cid, "Just say hello.", SETTINGS))[-1]
@@ -133,10 +146,11 @@ def test_stalled_server_times_out_with_a_clear_message(db_url: str) -> None:
     app = make_app(db_url, backend)
     try:
         user = app.local_user_id()
-        final = run(app.chat.send(user, None, "Tell me a story SIM_STALL", SETTINGS))[-1]
-        assert final.error_code == "backend_unavailable"
-        assert chat_notice(final).startswith(error_text(final.language, "backend_unavailable"))
-        assert "2 s" in chat_notice(final)  # says it was a timeout, and how long it waited
+        seen, error = run_failing(app.chat.send(user, None, "Tell me a story SIM_STALL", SETTINGS))
+        final = seen[-1]
+        assert error.code == "backend_unavailable"
+        assert chat_notice(error).startswith(text("errors.backend_unavailable"))
+        assert "2 s" in chat_notice(error)  # says it was a timeout, and how long it waited
         rows = stored(app, final.conversation_id)
         assert [(r.role, r.status) for r in rows] == [("user", "complete"), ("assistant", "interrupted")]
         assert rows[1].content == final.reply == " tok0 tok1 tok2"  # what came before the stall

@@ -24,7 +24,8 @@ from app.users import add_user
 from backends.scripted import ScriptedBackend, replying
 from storage.repo import NotFound
 from tests.conftest import make_app
-from tests.reliability.conftest import free_port, record_figure, start_serve, stop_process
+from tests.net import free_port
+from tests.reliability.conftest import record_figure, start_serve, stop_process
 from ui.handlers import Handlers
 from ui.server import ServeOptions, launch
 
@@ -196,8 +197,8 @@ def service_attempts(tally: Tally, served: Served, alice_cid: str, pdf: Path) ->
         "app chat.edit_last", lambda: app.chat.edit_last(bob, alice_cid, "x", ChatSettings()), refused=True
     )
     tally.attempt(
-        "app documents.summarize_stream",
-        lambda: app.documents.summarize_stream(bob, doc, conversation_id=alice_cid),
+        "app documents.summary_events",
+        lambda: app.documents.summary_events(bob, doc, conversation_id=alice_cid),
     )
     tally.attempt("repo get_conversation", lambda: app.repo.get_conversation(bob, alice_cid), refused=True)
     tally.attempt("repo messages", lambda: app.repo.messages(bob, alice_cid), refused=True)

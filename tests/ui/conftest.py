@@ -7,7 +7,6 @@ re-registering these fixtures.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,6 +19,7 @@ from backends.base import ChatBackend
 from backends.scripted import ScriptedBackend, replying
 from storage.repo import MessageRow
 from tests.conftest import make_app
+from tests.net import free_port
 from ui.server import ServeOptions, launch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -32,12 +32,6 @@ SLOW_DELAY_S = 0.02
 class Served(NamedTuple):
     app: App
     url: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

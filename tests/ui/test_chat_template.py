@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.net import free_port
 from tests.ui.cli_process import CliProcess
-from tests.ui.conftest import free_port
 from tests.ui.test_cli import cli
 
 TEMPLATE_KEY = b"tokenizer.chat_template"

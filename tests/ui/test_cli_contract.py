@@ -142,7 +142,7 @@ def test_serve_with_a_known_backend_makes_it_the_default(
         f'[backends.local]\nkind = "llamacpp"\nmodel = "{model_path}"\n'
         f'[backends.second]\nkind = "llamacpp"\nmodel = "{model_path}"\n'
     )
-    from tests.ui.conftest import free_port
+    from tests.net import free_port
 
     process = CliProcess(
         "serve", "--config", str(config), "--backend", "second", "--port", str(free_port()), db_url=db_url

@@ -14,8 +14,8 @@ import pytest
 from gradio_client import Client
 
 from tests import pg
+from tests.net import free_port
 from tests.ui.cli_process import CliProcess
-from tests.ui.conftest import free_port
 from tests.ui.test_cli import cli
 
 pytestmark = pytest.mark.slow

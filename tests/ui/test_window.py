@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import free_port
+from tests.net import free_port
 from ui import window
 from ui.window import open_window
 

@@ -8,8 +8,8 @@ from contextlib import ExitStack, closing
 
 import pytest
 
-from app import throttle
-from app.throttle import StreamLoad, throttled
+from ui import throttle
+from ui.throttle import StreamLoad, throttled
 
 
 class Clock:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.models import ModelSourceError, check_gguf, download_gguf, pick_gguf, register_local_model
+from app.model_files import ModelSourceError, check_gguf, download_gguf, pick_gguf, register_local_model
 from app.registry import BackendRegistry
 from backends.llamacpp import embedded_model_path
 

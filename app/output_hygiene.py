@@ -1,0 +1,82 @@
+"""What a model writes, made fit for a user: no internal markers, and no loops.
+
+Prompts wrap documents in fence lines and mark pages as "[page N]"; a small model sometimes copies
+them, or falls into repeating one paragraph until the token budget runs out. Both are caught here,
+on the stream, so a loop is cut while it happens instead of after a thousand tokens.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Fence lines ("<<<DOCUMENT 3f2a…>>>", "<<<END DOCUMENT …>>", also mangled), and the sentence that
+# announces them in the prompt.
+_FENCE_LINE = re.compile(r"[ \t]*<{2,}\s*(?:END\s+)?DOCUMENT\b[^\n>]*>*[ \t]*\n?", re.IGNORECASE)
+_FENCE_PREAMBLE = re.compile(
+    r"The text between the two DOCUMENT \w+ lines is the content of [^\n]*?(?:your task\.|\n|$)",
+    re.IGNORECASE,
+)
+_PAGE_MARK = re.compile(r"[ \t]*\[page\s+\d+\][ \t]*\n?", re.IGNORECASE)
+_FILE_NAME_LINE = re.compile(r"^[ \t]*File name:[^\n]*\n?", re.IGNORECASE | re.MULTILINE)
+# Section labels "[pp. 3–5]" become ordinary citations "(pp. 3–5)", which are then checked.
+_SECTION_LABEL = re.compile(r"\[((?:p|pp)\.\s*\d+(?:\s*[–—-]\s*\d+)?)\]")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+MAX_MARKER_CHARS = 40  # "<<<END DOCUMENT 0123456789abcdef>>>" and a little more
+LOOP_REPEATS = 3  # a sentence seen this often is a loop, not emphasis
+LOOP_MIN_CHARS = 24  # shorter sentences ("Yes.", list bullets) repeat legitimately
+_SENTENCE = re.compile(r"[^.!?。।\n]+[.!?。।]?")
+
+
+def echoes_markers(text: str) -> bool:
+    """Did the model copy the prompt's scaffolding (fence lines, their preamble, page marks)?"""
+    return bool(_FENCE_LINE.search(text) or _FENCE_PREAMBLE.search(text) or _PAGE_MARK.search(text))
+
+
+def strip_markers(text: str) -> str:
+    for pattern in (_FENCE_PREAMBLE, _FENCE_LINE, _PAGE_MARK, _FILE_NAME_LINE):
+        text = pattern.sub("", text)
+    text = _SECTION_LABEL.sub(r"(\1)", text)
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def visible_so_far(text: str) -> str:
+    """`strip_markers` for text still being written: a marker not yet closed ("[pa", "<<<DOC") is held
+    back until it can be recognised."""
+    text = strip_markers(text)
+    tail = text[-MAX_MARKER_CHARS:]
+    opening = max(tail.rfind("["), tail.rfind("<"))
+    if opening >= 0 and not any(close in tail[opening:] for close in "]>"):
+        text = text[: len(text) - len(tail) + opening].rstrip()
+    return text
+
+
+def loop_start(text: str) -> int | None:
+    """Where a repetition loop begins in `text` (the second copy of the repeated sentence), or None."""
+    seen: dict[str, list[int]] = {}
+    for match in _SENTENCE.finditer(text):
+        sentence = " ".join(match.group(0).lower().split())
+        if len(sentence) < LOOP_MIN_CHARS:
+            continue
+        starts = seen.setdefault(sentence, [])
+        starts.append(match.start())
+        if len(starts) >= LOOP_REPEATS:
+            return starts[1]
+    return None
+
+
+class LoopGuard:
+    """Feed it the growing text of one reply; it says where to cut once the reply loops.
+
+    Checks run when the text has grown by a sentence's worth, so a long reply costs a few scans.
+    """
+
+    def __init__(self, every_chars: int = LOOP_MIN_CHARS) -> None:
+        self.every_chars = every_chars
+        self._checked = 0
+
+    def cut(self, text: str) -> int | None:
+        if len(text) - self._checked < self.every_chars:
+            return None
+        self._checked = len(text)
+        return loop_start(text)
