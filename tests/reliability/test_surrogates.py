@@ -58,7 +58,7 @@ def test_the_api_stores_a_lone_surrogate_cleaned(server: ServeProcess) -> None:
     body = b'{"data": ["api \\ud83d text", ""]}'
     started = bob.post("gradio_api/call/chat", content=body, headers={"content-type": "application/json"})
     assert started.status_code == 200, started.text
-    with bob.stream("GET", f"gradio_api/call/chat/{started.json()['event_id']}", timeout=120) as stream:
+    with bob.stream("GET", f"gradio_api/call/chat/{started.json()['event_id']}", timeout=300) as stream:
         events = [line for line in stream.iter_lines() if line.startswith("event:")]
     assert events[-1] == "event: complete", events
     client = Client(server.url, auth=("bob", PASSWORD["bob"]), verbose=False)
