@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ WINDOW = 900  # a few pages per chunk: several map steps
 
 def document(pages: int = PAGES) -> Document:
     texts = [long_page_text(n) for n in range(1, pages + 1)]
-    return Document(sha256=f"{pages}-pages", filename="report.pdf", pages=texts, language="en", warnings=[])
+    digest = hashlib.sha256("\f".join(texts).encode()).hexdigest()
+    return Document(sha256=digest, filename="report.pdf", pages=texts, language="en", warnings=[])
 
 
 class Gauge:
@@ -61,7 +63,7 @@ def test_map_steps_never_outnumber_what_the_backend_runs(db_url: str) -> None:
     app = make_app(db_url, backend)
     try:
         plan = app.documents.plan(document())
-        assert len(plan.chunks) > 4, "the test needs more map steps than the backend runs"
+        assert len(plan.chunks) > 2, "the test needs more map steps than the backend runs"
         summarize(app, document())
     finally:
         app.close()
@@ -73,8 +75,9 @@ def test_a_failed_map_step_is_retried_and_the_summary_completes(db_url: str) -> 
 
     def flaky(request: ScriptedRequest) -> Iterator[str]:
         key = request.messages[-1]["content"][-200:]
-        attempts[key] += 1
-        if attempts[key] == 1:
+        is_map_step = "Reference code LD-" in key  # each page ends with its code; merges hold summaries
+        attempts[key] += is_map_step
+        if is_map_step and attempts[key] == 1:
             raise BackendUnavailable("connection lost mid-reply")
         yield from words("A summary of these pages.")
 
@@ -83,7 +86,8 @@ def test_a_failed_map_step_is_retried_and_the_summary_completes(db_url: str) -> 
         summarize(app, document())
     finally:
         app.close()
-    assert attempts and all(n == 2 for n in attempts.values()), attempts
+    steps = {key: n for key, n in attempts.items() if n}
+    assert len(steps) > 1 and all(n == 2 for n in steps.values()), attempts
 
 
 def test_run_steps_gives_up_after_its_attempts_and_never_retries_an_overflow() -> None:

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError, ChatMessage, Delta, GenerationOptions
-from backends.scripted import ScriptedBackend
+from backends.base import BackendError
+from backends.scripted import ScriptedBackend, ScriptedRequest, replying
 
 
-class FailingBackend(ScriptedBackend):
-    def __init__(self, message: str) -> None:
-        super().__init__("failing")
-        self.message = message
+def failing(message: str) -> Callable[[ScriptedRequest], Iterator[str]]:
+    def handle(request: ScriptedRequest) -> Iterator[str]:
+        raise BackendError(message)
 
-    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
-        raise BackendError(self.message)
+    return handle
 
 
 def main(config_file: str) -> None:
@@ -33,8 +31,10 @@ def main(config_file: str) -> None:
 
     config: dict[str, Any] = json.loads(Path(config_file).read_text(encoding="utf-8"))
     backends = [
-        ScriptedBackend(reply=config.get("reply", "A plain reply."), delay_s=config.get("delay_s", 0.0)),
-        FailingBackend(config.get("error_text", "the backend failed")),
+        ScriptedBackend(
+            handler=replying(config.get("reply", "A plain reply."), delay_s=config.get("delay_s", 0.0))
+        ),
+        ScriptedBackend("failing", failing(config.get("error_text", "the backend failed"))),
     ]
     app = make_app(config["db_url"], *backends)
     options = ServeOptions(port=int(config["port"]), auth=True, **config.get("options", {}))
