@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.core import App
+from app.doc_chat import run_to_end
 from app.documents import Document
 from app.map_steps import map_workers, run_steps
 from backends.base import BackendUnavailable, ContextOverflow
@@ -46,7 +47,7 @@ class Gauge:
 
 
 def summarize(app: App, doc: Document) -> None:
-    outcome = app.documents.summarize(app.local_user_id(), doc, plan=app.documents.plan(doc))
+    outcome = run_to_end(app.documents.summary_events(app.local_user_id(), doc, plan=app.documents.plan(doc)))
     assert outcome.result.summary.strip()
 
 

@@ -22,6 +22,7 @@ from openai import OpenAI
 
 from app.config import VLLM_API_KEY_ENV, BackendSpec, Settings
 from app.core import App
+from app.doc_chat import run_to_end
 from app.documents import extract_pdf
 from app.registry import BackendRegistry
 from backends.base import DEFAULT_OPTIONS, BackendError, ChatMessage, Delta, GenerationOptions
@@ -196,7 +197,7 @@ def _summarize_once(server: VllmServer) -> list[Row]:
         plan = app.documents.plan(doc)
         calls, failures = record(backend)
         started = time.perf_counter()
-        outcome = app.documents.summarize(app.local_user_id(), doc, plan=plan)
+        outcome = run_to_end(app.documents.summary_events(app.local_user_id(), doc, plan=plan))
         wall = time.perf_counter() - started
         app.close()
     direct = replay_s(server, calls, len(plan.chunks))
