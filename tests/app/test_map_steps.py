@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.core import App
+from app.doc_chat import Finished
 from app.documents import Document
 from app.map_steps import map_workers, run_steps
 from backends.base import BackendUnavailable, ContextOverflow
@@ -46,8 +47,9 @@ class Gauge:
 
 
 def summarize(app: App, doc: Document) -> None:
-    outcome = app.documents.summarize(app.local_user_id(), doc, plan=app.documents.plan(doc))
-    assert outcome.result.summary.strip()
+    events = list(app.documents.summary_events(app.local_user_id(), doc))
+    assert isinstance(events[-1], Finished), events[-1]
+    assert events[-1].outcome.result.summary.strip()
 
 
 def test_map_steps_never_outnumber_what_the_backend_runs(db_url: str) -> None:

@@ -22,6 +22,7 @@ from openai import OpenAI
 
 from app.config import VLLM_API_KEY_ENV, BackendSpec, Settings
 from app.core import App
+from app.doc_chat import Finished
 from app.documents import extract_pdf
 from app.registry import BackendRegistry
 from backends.base import DEFAULT_OPTIONS, BackendError, ChatMessage, Delta, GenerationOptions
@@ -196,8 +197,10 @@ def _summarize_once(server: VllmServer) -> list[Row]:
         plan = app.documents.plan(doc)
         calls, failures = record(backend)
         started = time.perf_counter()
-        outcome = app.documents.summarize(app.local_user_id(), doc, plan=plan)
+        events = list(app.documents.summary_events(app.local_user_id(), doc))
         wall = time.perf_counter() - started
+        assert isinstance(events[-1], Finished), events[-1]
+        outcome = events[-1].outcome
         app.close()
     direct = replay_s(server, calls, len(plan.chunks))
     ratio = wall / direct
