@@ -3,7 +3,8 @@
 The payload corpus (tests/reliability/xss_corpus.py) goes in through each place where text from
 users, documents or models is shown: the model's reply and the user's message (live, and reopened
 from storage), conversation titles, search snippets, the injection warning of a crafted PDF, a file
-name in the chat pane, summaries (Summarize tab and chat), and errors (the notice and the summarizer's status).
+name in the chat pane, summaries (Summarize tab and chat),
+and errors (the notice and the summarizer's status).
 
 A trap on ``window.__pwned`` in every frame reports any write; every request the page makes is
 recorded. The test requires 0 scripts run, 0 forms or other active elements from content, and 0
