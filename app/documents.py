@@ -14,14 +14,15 @@ import math
 import multiprocessing
 import os
 import re
+import subprocess
 import threading
 import time
 import unicodedata
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
@@ -29,11 +30,13 @@ from typing import IO, Any, Literal, NamedTuple
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import LimitReachedError  # pypdf >= 6: older versions have no decompression limits
 
+from app import ocr
 from app.errors import AppError, Cancelled
 from app.text import strip_control_chars
 
 ErrorCode = Literal[
-    "not_pdf", "empty", "corrupt", "encrypted", "wrong_password", "no_text", "too_large", "limit"
+    "not_pdf", "empty", "corrupt", "encrypted", "wrong_password", "no_text", "too_large", "limit",
+    "ocr_unavailable",
 ]
 Source = bytes | str | os.PathLike[str]
 PageProgress = Callable[[int, int], None]  # pages read, pages in all
@@ -85,6 +88,8 @@ class Document:
     pages: list[str]  # index 0 is page 1; "" for a page without text
     language: str | None
     warnings: list[str]
+    # Pages read by OCR (1-based number) → Tesseract's mean word confidence, 0-100.
+    ocr_confidence: dict[int, float] = field(default_factory=dict)
 
     @property
     def page_count(self) -> int:
@@ -117,10 +122,15 @@ def extract_pdf(
     progress: PageProgress | None = None,
     cancel: threading.Event | None = None,
     workers: int | None = None,
+    run_ocr: bool = True,
+    ocr_language: str | None = None,
+    ocr_progress: PageProgress | None = None,
 ) -> Document:
     """Read a PDF (a path or its bytes) into a Document.
 
     `workers`: None picks all usable cores for documents over PARALLEL_MIN_PAGES pages, 1 forces one process.
+    Pages without a text layer are read by Tesseract when `run_ocr` is on (app.ocr), preferring the Llama
+    language `ocr_language` for Latin script; `ocr_progress` hears scanned pages read of those to read.
     Raises DocumentError for every bad input and ExtractionCancelled when `cancel` is set.
     """
     deadline = time.monotonic() + limits.time_budget_s
@@ -142,13 +152,17 @@ def extract_pdf(
         results = _extract_sequential(reader, count, deadline, limits, progress, cancel)
     if cancel is not None and cancel.is_set():
         raise ExtractionCancelled("PDF extraction was cancelled.")  # set during the last page: honour it
-    pages = _pages_or_raise(results)
+    scans = OcrPass(ocr_language, deadline, limits, ocr_progress, cancel)
+    if run_ocr:
+        results = scans.run(data, password, results)
+    pages = _pages_or_raise(results, scans.unavailable)
     return Document(
         sha256=hashlib.sha256(data).hexdigest(),
         filename=filename or _default_name(source),
         pages=pages,
         language=_detect_language(pages),
-        warnings=_page_warnings(results),
+        warnings=_page_warnings(results, scans.blank_reason()) + scans.warnings(),
+        ocr_confidence=dict(sorted(scans.confidence.items())),
     )
 
 
@@ -159,6 +173,7 @@ def extract_json(doc: Document) -> dict[str, Any]:
         "chars": doc.chars,
         "language": doc.language,
         "warnings": list(doc.warnings),
+        "ocr_confidence": {str(page): score for page, score in doc.ocr_confidence.items()},
         "text": "\f".join(doc.pages),
     }
 
@@ -279,7 +294,11 @@ def _check_stop(deadline: float, cancel: threading.Event | None, limits: Limits)
     if cancel is not None and cancel.is_set():
         raise ExtractionCancelled("PDF extraction was cancelled.")
     if time.monotonic() > deadline:
-        raise DocumentError("limit", f"reading it took longer than {limits.time_budget_s:g} s")
+        raise _too_slow(limits)
+
+
+def _too_slow(limits: Limits) -> DocumentError:
+    return DocumentError("limit", f"reading it took longer than {limits.time_budget_s:g} s")
 
 
 def _extract_sequential(
@@ -438,10 +457,147 @@ def _shutdown(executor: ProcessPoolExecutor, graceful: bool) -> None:
         process.join(timeout=5)
 
 
+# ---------------------------------------------------------------- OCR of pages without a text layer
+
+
+class OcrPass:
+    """Reads the pages that have no text layer with Tesseract, and keeps what the Document reports."""
+
+    def __init__(
+        self,
+        language: str | None,
+        deadline: float,
+        limits: Limits,
+        progress: PageProgress | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.language = language
+        self.deadline = deadline
+        self.limits = limits
+        self.progress = progress
+        self.cancel = cancel
+        self.confidence: dict[int, float] = {}  # 1-based page → mean word confidence
+        self.languages: set[str] = set()
+        self.failed: list[int] = []
+        self.unavailable: str | None = None  # why Tesseract could not run
+        self.attempted = False
+
+    def run(self, data: bytes, password: str | None, results: list[_PageResult]) -> list[_PageResult]:
+        """`results` with the scanned pages' text filled in; the pages with a text layer stay as they are."""
+        scanned = [i for i, page in enumerate(results) if not page.text and page.problem is None]
+        if not scanned:
+            return results
+        try:
+            tesseract = ocr.find_tesseract()
+        except ocr.OcrUnavailable as exc:
+            self.unavailable = str(exc)
+            return results
+        self.attempted = True
+        try:
+            pdf = ocr.pdfium.PdfDocument(data, password=password)
+        except Exception:  # pdfium's own parser refused what pypdf read: report, do not sink the text
+            self.failed = [i + 1 for i in scanned]
+            return results
+        results = list(results)
+        try:
+            self._read_all(pdf, tesseract, scanned, results)
+        finally:
+            pdf.close()
+        return results
+
+    def _read_all(
+        self, pdf: Any, tesseract: ocr.Tesseract, scanned: list[int], results: list[_PageResult]
+    ) -> None:
+        """Render pages here (pdfium is not thread-safe) while Tesseract processes read them in parallel."""
+        workers = _usable_cpus()
+        pending: dict[Future[ocr.OcrPage], int] = {}
+        done = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
+            try:
+                for index in scanned:
+                    while len(pending) >= workers:  # a few rendered pages in memory at a time
+                        done += self._collect(pending, results, done, len(scanned))
+                    _check_stop(self.deadline, self.cancel, self.limits)
+                    image = self._render(pdf, index)
+                    if image is not None:
+                        timeout = max(1.0, self.deadline - time.monotonic())
+                        pending[pool.submit(ocr.read_image, tesseract, image, self.language, timeout)] = index
+                while pending:
+                    done += self._collect(pending, results, done, len(scanned))
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _render(self, pdf: Any, index: int) -> Any:
+        try:
+            return ocr.render_page(pdf, index)
+        except Exception:  # the fence, as for pypdf: one bad page must not sink the rest
+            self.failed.append(index + 1)
+            return None
+
+    def _collect(
+        self,
+        pending: dict[Future[ocr.OcrPage], int],
+        results: list[_PageResult],
+        done: int,
+        total: int,
+    ) -> int:
+        """Take finished pages into `results`; how many finished."""
+        _check_stop(self.deadline, self.cancel, self.limits)
+        finished, _ = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+        for future in finished:
+            index = pending.pop(future)
+            results[index] = self._page(future, index)
+            done += 1
+            if self.progress:
+                self.progress(done, total)
+        return len(finished)
+
+    def _page(self, future: Future[ocr.OcrPage], index: int) -> _PageResult:
+        try:
+            page = future.result()
+        except ocr.OcrUnavailable as exc:  # a language pack is missing: the page stays blank, and says why
+            self.unavailable = str(exc)
+            return _PageResult("")
+        except subprocess.TimeoutExpired as exc:
+            raise _too_slow(self.limits) from exc
+        except (ocr.OcrFailed, OSError):
+            self.failed.append(index + 1)
+            return _PageResult("")
+        text = tidy_page_text(page.text)
+        if text and page.confidence is not None:
+            self.confidence[index + 1] = round(page.confidence, 1)
+            self.languages.add(page.languages)
+        return _PageResult(text)
+
+    def blank_reason(self) -> str:
+        if self.unavailable:
+            return f"(scanned? Tesseract OCR could not read them: {self.unavailable})"
+        return "(blank?)" if self.attempted else "(scanned?)"
+
+    def warnings(self) -> list[str]:
+        found = []
+        if self.confidence:
+            scores = self.confidence
+            lowest = min(scores, key=scores.__getitem__)
+            found.append(
+                f"{_page_list(sorted(scores))} read by OCR (Tesseract, {', '.join(sorted(self.languages))}): "
+                f"mean word confidence {sum(scores.values()) / len(scores):.0f}%, "
+                f"lowest {scores[lowest]:.0f}% on page {lowest}"
+            )
+            low = [n for n in sorted(scores) if scores[n] < ocr.LOW_CONFIDENCE]
+            if low:
+                under = f"under {ocr.LOW_CONFIDENCE:.0f}%"
+                found.append(f"{_page_list(low)}: OCR confidence {under}, check the text")
+        if self.failed:
+            found.append(f"{_page_list(self.failed)} could not be read by OCR")
+        return found
+
+
 # ---------------------------------------------------------------- results → Document
 
 
-def _pages_or_raise(results: Sequence[_PageResult]) -> list[str]:
+def _pages_or_raise(results: Sequence[_PageResult], ocr_missing: str | None = None) -> list[str]:
     for number, page in enumerate(results, start=1):
         if page.problem == "limit":
             raise DocumentError("limit", f"page {number}: {page.detail}")
@@ -449,11 +605,11 @@ def _pages_or_raise(results: Sequence[_PageResult]) -> list[str]:
         raise DocumentError("corrupt", "none of its pages could be read")
     pages = [page.text for page in results]
     if not any(pages):
-        raise DocumentError("no_text")
+        raise DocumentError("ocr_unavailable", ocr_missing) if ocr_missing else DocumentError("no_text")
     return pages
 
 
-def _page_warnings(results: Sequence[_PageResult]) -> list[str]:
+def _page_warnings(results: Sequence[_PageResult], blank_reason: str = "(scanned?)") -> list[str]:
     damaged = [n for n, page in enumerate(results, start=1) if page.problem == "damaged"]
     blank = [n for n, page in enumerate(results, start=1) if not page.text and page.problem is None]
     warnings = []
@@ -461,7 +617,7 @@ def _page_warnings(results: Sequence[_PageResult]) -> list[str]:
         warnings.append(f"{_page_list(damaged)} could not be read (damaged)")
     if blank:
         verb = "has" if len(blank) == 1 else "have"
-        warnings.append(f"{_page_list(blank)} {verb} no text (scanned?)")
+        warnings.append(f"{_page_list(blank)} {verb} no text {blank_reason}")
     return warnings
 
 

@@ -37,6 +37,8 @@ class ReadControl:
 
     progress: PageProgress | None = None
     cancel: threading.Event | None = None
+    language: str | None = None  # the user's Llama language, when chosen: OCR prefers it
+    ocr_progress: PageProgress | None = None  # scanned pages read by OCR, of those to read
 
 
 Parser = Callable[[Path, str, str | None, ReadControl], Document]
@@ -44,7 +46,13 @@ Parser = Callable[[Path, str, str | None, ReadControl], Document]
 
 def _parse_pdf(path: Path, name: str, password: str | None, control: ReadControl) -> Document:
     return extract_pdf(
-        path, filename=name, password=password, progress=control.progress, cancel=control.cancel
+        path,
+        filename=name,
+        password=password,
+        progress=control.progress,
+        cancel=control.cancel,
+        ocr_language=control.language,
+        ocr_progress=control.ocr_progress,
     )
 
 

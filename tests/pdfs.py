@@ -434,3 +434,51 @@ def _write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+SCAN_DPI = 300
+ENGLISH_SCAN_PAGE = (
+    "The harbour office published its yearly report on the fishing fleet. Forty-two boats were "
+    "registered, three fewer than last year, and the catch of cod fell by about twelve percent.\n\n"
+    "The council plans to repair the northern pier before the winter storms. Work should begin in "
+    "October and last six weeks; the ferry will use the southern landing meanwhile."
+)
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """Lines of at most `width` pixels: whole words where there are spaces, else characters (Thai)."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" ") if " " in paragraph else list(paragraph):
+            joiner = " " if line and " " in paragraph else ""
+            if line and font.getlength(line + joiner + word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line += joiner + word
+        lines.append(line)
+    return lines
+
+
+def scanned_text_image(text: str, font: Path = NOTO_SANS, size_pt: float = 12) -> Image.Image:
+    """An A4 page of `text` at SCAN_DPI, white paper and black ink: a clean scan of a typed page."""
+    px = SCAN_DPI / 72
+    width, height, margin = round(595 * px), round(842 * px), round(60 * px)
+    face = ImageFont.truetype(str(font), round(size_pt * px))  # raqm shapes Devanagari and Thai
+    img = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(img)
+    y = margin
+    for line in _wrap(text, face, width - 2 * margin):
+        draw.text((margin, y), line, fill=0, font=face)
+        y += round(size_pt * px * 1.6)
+    return img
+
+
+def scanned_text_pdf(path: Path, pages: Sequence[str], font: Path = NOTO_SANS) -> Path:
+    """An image-only PDF: one scanned page (scanned_text_image) per entry, without a text layer."""
+    pdf = _new_pdf(None, 11)
+    for text in pages:
+        pdf.add_page()
+        pdf.image(scanned_text_image(text, font), x=0, y=0, w=pdf.w, h=pdf.h)
+    return _write(pdf, path)

@@ -227,7 +227,9 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         )
         try:
             job = app.documents.open_upload(
-                upload, lambda done, total: progress.show(done, total, "pages read")
+                upload,
+                lambda done, total: progress.show(done, total, "pages read"),
+                lambda done, total: progress.show(done, total, "scanned pages read by OCR (Tesseract)"),
             )
         finally:
             progress.end()
@@ -270,6 +272,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
                     "pages": doc.page_count,
                     "tokens": outcome.document_tokens,
                     "language": doc.language,
+                    "ocr_confidence": {str(page): score for page, score in doc.ocr_confidence.items()},
                 },
             },
             ensure_ascii=False,

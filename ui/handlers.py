@@ -175,6 +175,7 @@ class Handlers:
         backend: str | None,
         conversation_id: str,
         reading: PageProgress | None = None,
+        ocr_reading: PageProgress | None = None,
     ) -> SummaryJob:
         if not path:
             raise AppError("no_file")
@@ -188,7 +189,7 @@ class Handlers:
             backend=backend or None,
             conversation_id=conversation_id or None,
         )
-        return self.app.documents.open_upload(upload, reading)
+        return self.app.documents.open_upload(upload, reading, ocr_reading)
 
     def preview(
         self, file: Any, lang: str, password: str, backend: str | None, request: gr.Request
@@ -201,10 +202,15 @@ class Handlers:
             yield ""
             return
         read = [0, 0]
+        stage = ["summarize.reading"]
         found: list[SummaryJob | BaseException] = []
 
         def report(done: int, total: int) -> None:
             read[:] = [done, total]
+
+        def report_ocr(done: int, total: int) -> None:
+            stage[0] = "summarize.ocr"
+            report(done, total)
 
         def work() -> None:
             try:
@@ -216,6 +222,7 @@ class Handlers:
                     backend,
                     "",
                     report,
+                    report_ocr,
                 )
                 job.events.close()
                 found.append(job)
@@ -227,7 +234,7 @@ class Handlers:
         while worker.is_alive():
             worker.join(PREVIEW_TICK_S)
             if worker.is_alive() and read[1]:
-                yield text("summarize.reading", ui_lang, done=read[0], total=read[1])
+                yield text(stage[0], ui_lang, done=read[0], total=read[1])
         result = found[0]
         if isinstance(result, USER_ERRORS):
             yield f"⚠️ {error_text(result, request)}"
