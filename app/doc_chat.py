@@ -98,8 +98,8 @@ class DocumentService:
     ) -> SummaryJob:
         """Read the upload, look for injected instructions in its text and its name, and plan it.
 
-        `reading` hears pages read so far, `ocr_reading` scanned pages read by OCR so far. Raises DocumentError for a bad file and LanguageRejected
-        for an unknown language.
+        `reading` hears pages read so far, `ocr_reading` scanned pages read by OCR so far. Raises
+        DocumentError for a bad file and LanguageRejected for an unknown language.
         """
         lang = language.language_setting(upload.language or "auto")  # bad input, before any work
         doc = self.read(upload, reading, ocr_reading)

@@ -572,7 +572,7 @@ class OcrPass:
 
     def blank_reason(self) -> str:
         if self.unavailable:
-            return f"(scanned? Tesseract OCR could not read them: {self.unavailable})"
+            return f"(scanned? no OCR: {self.unavailable})"
         return "(blank?)" if self.attempted else "(scanned?)"
 
     def warnings(self) -> list[str]:

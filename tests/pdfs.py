@@ -482,3 +482,11 @@ def scanned_text_pdf(path: Path, pages: Sequence[str], font: Path = NOTO_SANS) -
         pdf.add_page()
         pdf.image(scanned_text_image(text, font), x=0, y=0, w=pdf.w, h=pdf.h)
     return _write(pdf, path)
+
+
+def blank_pdf(path: Path, n_pages: int = 1) -> Path:
+    """Empty pages: no text layer, and nothing for OCR to find."""
+    pdf = _new_pdf(None, 11)
+    for _ in range(n_pages):
+        pdf.add_page()
+    return _write(pdf, path)

@@ -117,11 +117,17 @@ def test_password_for_unencrypted_pdf_is_ignored(long12: Path) -> None:
     assert extract_pdf(long12, password="unused").page_count == 12
 
 
-def test_image_only_pdf_has_no_text(tmp_path: Path) -> None:
+def test_image_only_pdf_is_read_by_ocr(tmp_path: Path) -> None:
+    doc = extract_pdf(pdfs.image_only_pdf(tmp_path / "scan.pdf", n_pages=2))
+    assert [page.splitlines()[0] for page in doc.pages] == ["Scanned page 1", "Scanned page 2"]
+    assert set(doc.ocr_confidence) == {1, 2}
+
+
+def test_blank_pdf_has_no_text(tmp_path: Path) -> None:
     with pytest.raises(DocumentError) as info:
-        extract_pdf(pdfs.image_only_pdf(tmp_path / "scan.pdf", n_pages=2))
+        extract_pdf(pdfs.blank_pdf(tmp_path / "blank.pdf", n_pages=2))
     assert info.value.code == "no_text"
-    assert "ocrmypdf" in str(info.value)
+    assert "OCR found no text" in str(info.value)
 
 
 def test_too_large_by_limit(long12: Path) -> None:
@@ -275,14 +281,14 @@ def test_english_language(long12: Path) -> None:
 
 
 def test_mixed_scanned_pages_are_warned(tmp_path: Path) -> None:
-    doc = extract_pdf(pdfs.mixed_scanned_pdf(tmp_path / "mixed.pdf"))
+    doc = extract_pdf(pdfs.mixed_scanned_pdf(tmp_path / "mixed.pdf"), run_ocr=False)
     assert doc.page_count == 10
     assert doc.warnings == ["pages 3, 7–9 have no text (scanned?)"]
     assert doc.pages[2] == "" and doc.pages[3].startswith("Section 4:")
 
 
 def test_single_scanned_page_warning(tmp_path: Path) -> None:
-    doc = extract_pdf(pdfs.mixed_scanned_pdf(tmp_path / "mixed.pdf", n_pages=3, scanned=(2,)))
+    doc = extract_pdf(pdfs.mixed_scanned_pdf(tmp_path / "mixed.pdf", n_pages=3, scanned=(2,)), run_ocr=False)
     assert doc.warnings == ["page 2 has no text (scanned?)"]
 
 

@@ -181,7 +181,7 @@ def test_extract_json_fields(db_url: str, tmp_path: Path) -> None:
         ("html_as_pdf", "not_pdf"),
         ("empty_file", "empty"),
         ("truncated_pdf", "corrupt"),
-        ("image_only_pdf", "no_text"),
+        ("blank_pdf", "no_text"),
     ],
 )
 def test_bad_pdfs_exit_2_with_their_code(db_url: str, tmp_path: Path, maker: str, code: str) -> None:
