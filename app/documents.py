@@ -35,7 +35,14 @@ from app.errors import AppError, Cancelled
 from app.text import strip_control_chars
 
 ErrorCode = Literal[
-    "not_pdf", "empty", "corrupt", "encrypted", "wrong_password", "no_text", "too_large", "limit",
+    "not_pdf",
+    "empty",
+    "corrupt",
+    "encrypted",
+    "wrong_password",
+    "no_text",
+    "too_large",
+    "limit",
     "ocr_unavailable",
 ]
 Source = bytes | str | os.PathLike[str]
@@ -481,6 +488,7 @@ class OcrPass:
         self.failed: list[int] = []
         self.unavailable: str | None = None  # why Tesseract could not run
         self.attempted = False
+        self.script: str | None = None  # the script the first readable page was in: later pages assume it
 
     def run(self, data: bytes, password: str | None, results: list[_PageResult]) -> list[_PageResult]:
         """`results` with the scanned pages' text filled in; the pages with a text layer stay as they are."""
@@ -521,7 +529,8 @@ class OcrPass:
                     image = self._render(pdf, index)
                     if image is not None:
                         timeout = max(1.0, self.deadline - time.monotonic())
-                        pending[pool.submit(ocr.read_image, tesseract, image, self.language, timeout)] = index
+                        args = (tesseract, image, self.language, timeout, self.script)
+                        pending[pool.submit(ocr.read_image, *args)] = index
                 while pending:
                     done += self._collect(pending, results, done, len(scanned))
             finally:
@@ -565,6 +574,7 @@ class OcrPass:
             self.failed.append(index + 1)
             return _PageResult("")
         text = tidy_page_text(page.text)
+        self.script = self.script or page.script
         if text and page.confidence is not None:
             self.confidence[index + 1] = round(page.confidence, 1)
             self.languages.add(page.languages)
@@ -579,11 +589,10 @@ class OcrPass:
         found = []
         if self.confidence:
             scores = self.confidence
-            lowest = min(scores, key=scores.__getitem__)
+            mean, lowest = ocr.confidence_summary(scores)
             found.append(
                 f"{_page_list(sorted(scores))} read by OCR (Tesseract, {', '.join(sorted(self.languages))}): "
-                f"mean word confidence {sum(scores.values()) / len(scores):.0f}%, "
-                f"lowest {scores[lowest]:.0f}% on page {lowest}"
+                f"mean word confidence {mean:.0f}%, lowest {scores[lowest]:.0f}% on page {lowest}"
             )
             low = [n for n in sorted(scores) if scores[n] < ocr.LOW_CONFIDENCE]
             if low:

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,14 @@ LOW_CONFIDENCE = 60.0  # mean word confidence (0-100) under which a page's text 
 
 # Llama 3.1's languages → Tesseract's packs (Debian: tesseract-ocr-<pack>).
 PACKS = {
-    "en": "eng", "de": "deu", "fr": "fra", "it": "ita", "pt": "por", "hi": "hin", "es": "spa", "th": "tha"
+    "en": "eng",
+    "de": "deu",
+    "fr": "fra",
+    "it": "ita",
+    "pt": "por",
+    "hi": "hin",
+    "es": "spa",
+    "th": "tha",
 }
 _LATIN = ("eng", "deu", "fra", "ita", "por", "spa")
 _BY_SCRIPT = {"Devanagari": ("hin",), "Thai": ("tha",)}
@@ -49,12 +57,18 @@ class OcrPage:
     text: str
     confidence: float | None  # Tesseract's mean word confidence, 0-100; None when it found no words
     languages: str  # the packs it used, e.g. "deu+eng"
+    script: str | None  # as detected (e.g. "Latin", "Thai") or hinted; None when too little text to tell
 
 
 @dataclass(frozen=True)
 class Tesseract:
     command: str
     packs: frozenset[str]  # installed language packs
+
+
+def confidence_summary(scores: Mapping[int, float]) -> tuple[float, int]:
+    """The mean of pages' confidences (page → 0-100, not empty) and the page with the lowest one."""
+    return sum(scores.values()) / len(scores), min(scores, key=scores.__getitem__)
 
 
 def tesseract_command() -> str | None:
@@ -138,16 +152,40 @@ def _mean_confidence(tsv: str) -> float | None:
     return sum(scores) / len(scores) if scores else None
 
 
-def read_image(tesseract: Tesseract, image: Image.Image, language: str | None, timeout: float) -> OcrPage:
-    """OCR one page picture. Each Tesseract run is bounded by `timeout` s (subprocess.TimeoutExpired)."""
+def read_image(
+    tesseract: Tesseract,
+    image: Image.Image,
+    language: str | None,
+    timeout: float,
+    script_hint: str | None = None,
+) -> OcrPage:
+    """OCR one page picture. Each Tesseract run is bounded by `timeout` s (subprocess.TimeoutExpired).
+
+    `script_hint` (the script of the document's earlier pages) skips script detection, which costs
+    about as much as reading the page, unless the page then reads with low confidence.
+    """
     with tempfile.TemporaryDirectory(prefix="llamadesk-ocr-") as folder:
         image_path = Path(folder) / "page.png"
         image.save(image_path)
-        languages = packs_for(_script(tesseract, image_path, timeout), language, tesseract.packs)
-        out = Path(folder) / "page"
-        done = _run([tesseract.command, str(image_path), str(out), "-l", languages, "txt", "tsv"], timeout)
-        if done.returncode != 0:
-            raise OcrFailed(" ".join(done.stderr.split())[-200:])
-        text = out.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
-        tsv = out.with_suffix(".tsv").read_text(encoding="utf-8", errors="replace")
-    return OcrPage(text=text, confidence=_mean_confidence(tsv), languages=languages)
+        hinted = None
+        if script_hint is not None:
+            hinted = _recognise(tesseract, image_path, script_hint, language, timeout)
+            if hinted.confidence is not None and hinted.confidence >= LOW_CONFIDENCE:
+                return hinted
+        script = _script(tesseract, image_path, timeout)
+        if hinted is not None and script in (None, script_hint):
+            return hinted
+        return _recognise(tesseract, image_path, script, language, timeout)
+
+
+def _recognise(
+    tesseract: Tesseract, image_path: Path, script: str | None, language: str | None, timeout: float
+) -> OcrPage:
+    languages = packs_for(script, language, tesseract.packs)
+    out = image_path.with_name("page")
+    done = _run([tesseract.command, str(image_path), str(out), "-l", languages, "txt", "tsv"], timeout)
+    if done.returncode != 0:
+        raise OcrFailed(" ".join(done.stderr.split())[-200:])
+    text = out.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
+    tsv = out.with_suffix(".tsv").read_text(encoding="utf-8", errors="replace")
+    return OcrPage(text=text, confidence=_mean_confidence(tsv), languages=languages, script=script)

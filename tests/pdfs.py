@@ -475,12 +475,14 @@ def scanned_text_image(text: str, font: Path = NOTO_SANS, size_pt: float = 12) -
     return img
 
 
-def scanned_text_pdf(path: Path, pages: Sequence[str], font: Path = NOTO_SANS) -> Path:
-    """An image-only PDF: one scanned page (scanned_text_image) per entry, without a text layer."""
+def scanned_text_pdf(path: Path, pages: Sequence[str], font: Path | Sequence[Path] = NOTO_SANS) -> Path:
+    """An image-only PDF: one scanned page (scanned_text_image) per entry, without a text layer.
+    `font` is one for all pages or one per page."""
+    fonts = [font] * len(pages) if isinstance(font, Path) else list(font)
     pdf = _new_pdf(None, 11)
-    for text in pages:
+    for text, face in zip(pages, fonts, strict=True):
         pdf.add_page()
-        pdf.image(scanned_text_image(text, font), x=0, y=0, w=pdf.w, h=pdf.h)
+        pdf.image(scanned_text_image(text, face), x=0, y=0, w=pdf.w, h=pdf.h)
     return _write(pdf, path)
 
 

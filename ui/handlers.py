@@ -25,7 +25,7 @@ from ui.files import remove_upload, user_download_dir, write_private
 from ui.i18n import error_text, request_language, text
 from ui.identity import user_id_for
 from ui.markup import literal
-from ui.summary_view import SummaryView, injection_warning, plan_text, urgent_event
+from ui.summary_view import SummaryView, injection_warning, ocr_text, plan_text, urgent_event
 from ui.throttle import throttled
 
 Messages = list[dict[str, Any]]
@@ -244,6 +244,7 @@ class Handlers:
         job = result
         lines = [injection_warning(job.findings, ui_lang, literal)]
         lines.append(f"**{text('summarize.plan', ui_lang)}:** {plan_text(job.plan, ui_lang)}")
+        lines.append(ocr_text(job.document.ocr_confidence, ui_lang))
         yield "\n\n".join(filter(None, lines))
 
     def summarize(

@@ -6,12 +6,13 @@ only in where they put the text. No gradio here, so the command line stays quick
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from app.doc_chat import Finished
 from app.injection import Finding
 from app.messages import text
+from app.ocr import confidence_summary
 from app.summarize import PassText, Plan, PlanReady, Progressed, StepStarted
 
 BAR_CELLS = 20
@@ -30,6 +31,21 @@ def plan_text(plan: Plan, lang: str) -> str:
         chunks=len(plan.chunks),
         merges=plan.merges,
         backend=backend,
+    )
+
+
+def ocr_text(confidence: Mapping[int, float], lang: str) -> str:
+    """How OCR did on the scanned pages (page → mean word confidence), or "" when none was needed."""
+    if not confidence:
+        return ""
+    mean, lowest = confidence_summary(confidence)
+    return text(
+        "summarize.ocr_done",
+        lang,
+        count=len(confidence),
+        mean=f"{mean:.0f}",
+        lowest=f"{confidence[lowest]:.0f}",
+        page=lowest,
     )
 
 

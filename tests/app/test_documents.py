@@ -316,7 +316,7 @@ def test_sha256_is_stable(long12: Path, tmp_path: Path) -> None:
 def test_extract_json_fields(long12: Path) -> None:
     doc = extract_pdf(long12)
     data = extract_json(doc)
-    assert set(data) == {"pages", "chars", "language", "warnings", "text"}
+    assert set(data) == {"pages", "chars", "language", "warnings", "ocr_confidence", "text"}
     assert data["pages"] == 12 and data["chars"] == doc.chars and data["language"] == "en"
     assert data["text"].split("\f") == doc.pages
 

@@ -34,6 +34,18 @@ def test_script_detection_overrides_a_latin_choice(tmp_path: Path) -> None:
     assert "(Tesseract, tha)" in doc.warnings[0]
 
 
+def test_a_page_in_another_script_is_detected_again(tmp_path: Path) -> None:
+    """Later pages first assume the script of earlier ones; a Thai page after Latin ones is still Thai."""
+    de, th = SAMPLES["de"], SAMPLES["th"]
+    path = pdfs.scanned_text_pdf(
+        tmp_path / "two.pdf", [de.text, de.text, de.text, th.text], [de.font] * 3 + [th.font]
+    )
+    doc = extract_pdf(path)
+    assert cer(doc.pages[3], th.text) <= th.max_cer, doc.pages[3]
+    assert all(cer(page, de.text) <= de.max_cer for page in doc.pages[:3])
+    assert "tha" in doc.warnings[0] and "eng+deu" in doc.warnings[0]
+
+
 def test_mixed_pdf_keeps_its_text_pages(tmp_path: Path) -> None:
     path = pdfs.mixed_scanned_pdf(tmp_path / "mixed.pdf", n_pages=4, scanned=(2, 3))
     heard: list[tuple[int, int]] = []
