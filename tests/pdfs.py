@@ -479,10 +479,17 @@ def scanned_text_pdf(path: Path, pages: Sequence[str], font: Path | Sequence[Pat
     """An image-only PDF: one scanned page (scanned_text_image) per entry, without a text layer.
     `font` is one for all pages or one per page."""
     fonts = [font] * len(pages) if isinstance(font, Path) else list(font)
+    return image_pages_pdf(
+        path, [scanned_text_image(text, face) for text, face in zip(pages, fonts, strict=True)]
+    )
+
+
+def image_pages_pdf(path: Path, images: Iterable[Image.Image]) -> Path:
+    """One A4 page per picture, the picture covering the page; no text layer."""
     pdf = _new_pdf(None, 11)
-    for text, face in zip(pages, fonts, strict=True):
+    for image in images:
         pdf.add_page()
-        pdf.image(scanned_text_image(text, face), x=0, y=0, w=pdf.w, h=pdf.h)
+        pdf.image(image, x=0, y=0, w=pdf.w, h=pdf.h)
     return _write(pdf, path)
 
 

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from PIL import ImageFilter
 
 from app.documents import DocumentError, ExtractionCancelled, Limits, extract_pdf
 from tests import pdfs
@@ -56,6 +57,14 @@ def test_mixed_pdf_keeps_its_text_pages(tmp_path: Path) -> None:
     assert with_ocr.pages[1].startswith("Scanned page 2") and with_ocr.pages[2].startswith("Scanned page 3")
     assert set(with_ocr.ocr_confidence) == {2, 3}
     assert sorted(heard) == [(1, 2), (2, 2)]
+
+
+def test_a_blurred_page_is_flagged_for_low_confidence(tmp_path: Path) -> None:
+    sharp = pdfs.scanned_text_image(SAMPLES["de"].text)
+    path = pdfs.image_pages_pdf(tmp_path / "blur.pdf", [sharp, sharp.filter(ImageFilter.GaussianBlur(7))])
+    doc = extract_pdf(path)
+    assert doc.ocr_confidence[1] >= 80 > 60 > doc.ocr_confidence[2]
+    assert "page 2: OCR confidence under 60%, check the text" in doc.warnings
 
 
 def test_blank_page_still_has_no_text(tmp_path: Path) -> None:
