@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -88,16 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser(
         "conversations", parents=[common], help="list, show, export or delete conversations"
     )
-    conv.add_argument("action", choices=["list", "show", "export", "delete"])
+    conv.add_argument("action", choices=["list", "show", "export", "delete", "mark", "unmark"])
     conv.add_argument("id", nargs="?")
-    conv.add_argument("--format", choices=["md", "json"], default="md")
+    conv.add_argument("--format", choices=["md", "json", "jsonl-sft"], default="md")
     conv.add_argument("--json", action="store_true")
+    training = conv.add_argument_group("training data (export --format jsonl-sft)")
+    training.add_argument("--backend", metavar="NAME", help="only replies of this backend or model")
+    training.add_argument("--since", metavar="DATE", help="only conversations started on or after DATE")
+    training.add_argument("--marked", action="store_true", help="only conversations marked for training")
+    training.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
 
     backends = sub.add_parser("backends", parents=[common], help="configured backends and their health")
     backends.add_argument("--json", action="store_true")
 
     users = sub.add_parser("users", parents=[common], help="accounts for serve --auth")
-    users.add_argument("action", choices=["add", "remove", "list"])
+    users.add_argument("action", choices=["add", "remove", "list", "key"])
     users.add_argument("name", nargs="?")
 
     sub.add_parser("serve-vllm", help="start vLLM with the 405B FP8 recipe (GPU node)", add_help=False)
@@ -332,6 +338,8 @@ def _progress_line(done: int, total: int, what: str) -> None:
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
+    if args.format == "jsonl-sft" and args.action == "export" and not args.id:
+        return _export_training_data(args)
     app = _open_app(args)
     try:
         user_id = app.local_user_id()
@@ -347,6 +355,10 @@ def cmd_conversations(args: argparse.Namespace) -> int:
                 "bad_input", f"conversations {args.action} needs a conversation ID", EXIT_BAD_INPUT
             )
         conversation = app.repo.get_conversation(user_id, args.id)
+        if args.action in ("mark", "unmark"):
+            app.repo.set_marked(user_id, args.id, args.action == "mark")
+            print(f"{args.action}ed {args.id} for the training-data export", file=sys.stderr)
+            return EXIT_OK
         if args.action == "delete":
             app.repo.delete_conversation(user_id, args.id)
             print(f"deleted {args.id}", file=sys.stderr)
@@ -357,6 +369,40 @@ def cmd_conversations(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         app.close()
+
+
+def _export_training_data(args: argparse.Namespace) -> int:
+    since = _date_flag(args.since) if args.since else None
+    only = exporting.SftFilter(backend=args.backend, since=since, marked_only=args.marked)
+    report = exporting.SftReport()
+    app = _open_app(args)
+    try:
+        rows = exporting.sft_rows(app.repo, app.local_user_id(), only, report)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as out:
+                count = exporting.write_jsonl(rows, out)
+        else:
+            count = exporting.write_jsonl(rows, sys.stdout)
+    finally:
+        app.close()
+    skipped = f", {report.skipped_documents} summaries of over-long documents left out" * bool(
+        report.skipped_documents
+    )
+    print(
+        f"exported {count} rows: {report.conversations} conversations, {report.summaries} summaries{skipped}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _date_flag(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise CliError(
+            "bad_input", f"--since takes a date like 2026-12-01, not {value!r}", EXIT_BAD_INPUT
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -402,6 +448,8 @@ def cmd_users(args: argparse.Namespace) -> int:
             return EXIT_OK
         if not args.name:
             raise CliError("bad_input", f"users {args.action} needs a user NAME", EXIT_BAD_INPUT)
+        if args.action == "key":
+            return _print_new_key(app, args.name)
         try:
             if args.action == "remove":
                 validate_username(args.name)
@@ -416,6 +464,18 @@ def cmd_users(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         app.close()
+
+
+def _print_new_key(app: App, username: str) -> int:
+    from app.api_keys import UnknownUser, create_key
+
+    try:
+        key = create_key(app.repo, username)
+    except UnknownUser as exc:
+        raise CliError("bad_input", str(exc), EXIT_BAD_INPUT) from exc
+    print(key)
+    print(f"a new API key for {username}: it is shown only this once", file=sys.stderr)
+    return EXIT_OK
 
 
 def _read_password() -> str:

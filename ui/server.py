@@ -13,7 +13,7 @@ import gradio as gr
 
 from app.config import LOOPBACK_HOSTS, Settings
 from app.core import App
-from ui import layout
+from ui import layout, openai_routes
 from ui.i18n import i18n
 
 QUEUE_MAX_SIZE = 512
@@ -90,6 +90,8 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         i18n=i18n(),
         css=layout.css(),
         theme=gr.themes.Soft(),
+        # Gradio adds its own routes to this app after these: /v1 is served by the same server and port.
+        app_kwargs={"routes": openai_routes.routes(app, auth=options.auth)},
     )
     if block and not _open_view(url, options):
         demo.block_thread()

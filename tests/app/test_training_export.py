@@ -1,0 +1,154 @@
+"""`conversations export --format jsonl-sft`: chat-format JSONL that fine-tuning tools read.
+
+The output is checked by real consumers: Hugging Face `datasets` loads it, and SmolLM2's own chat
+template (the tokenizer built by `transformers` from the embedded GGUF) renders every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.chat import ChatSettings
+from app.core import App
+from app.documents import Document
+from backends.llamacpp import LlamaCppBackend, embedded_model_path
+from backends.scripted import ScriptedBackend
+from tests.app.test_cli import cli
+from tests.conftest import make_app
+
+SHORT = ChatSettings(max_tokens=12, temperature=0.0, seed=1)
+BIG_NODE = ScriptedBackend("node", reply="An answer from the big model.")
+DOCUMENT_PAGES = [
+    "The lighthouse at Kap Hoorn was built in 1891. Its lamp burned whale oil until 1923.",
+    "In 1923 the keeper, Ada Lund, installed an electric lamp that could be seen for 30 miles.",
+]
+
+
+def reply(app: App, text: str, cid: str | None = None, backend: str | None = None) -> str:
+    settings = ChatSettings(max_tokens=SHORT.max_tokens, temperature=0.0, seed=1, backend=backend)
+    updates = list(app.chat.send(app.local_user_id(), cid, text, settings))
+    assert updates[-1].status == "complete" or updates[-1].title, updates[-1]
+    return updates[-1].conversation_id
+
+
+def interrupted(app: App, cid: str, text: str) -> None:
+    """A reply stopped after its first token, as the Stop button leaves it."""
+    stream = app.chat.send(app.local_user_id(), cid, text, ChatSettings(max_tokens=64))
+    for update in stream:
+        if update.reply:
+            break
+    stream.close()
+    assert app.repo.messages(app.local_user_id(), cid)[-1].status == "interrupted"
+
+
+@pytest.fixture
+def history(db_url: str, local_backend: LlamaCppBackend) -> Iterator[dict[str, Any]]:
+    """Conversations of every kind the filters must tell apart, on the real model and a second backend."""
+    app = make_app(db_url, local_backend, BIG_NODE)
+    user = app.local_user_id()
+    old = reply(app, "Say hello.")
+    since = datetime.now(UTC)
+    marked = reply(app, "What is the capital of France?")
+    reply(app, "And of Italy?", marked)
+    interrupted(app, marked, "Tell me a very long story about Rome.")
+    reply(app, "Are you still there?", marked)  # said after a cut-off reply: must not be exported
+    on_node = reply(app, "Hello big model.", backend="node")
+    doc = Document(
+        sha256=hashlib.sha256("\f".join(DOCUMENT_PAGES).encode()).hexdigest(),
+        filename="lighthouse.pdf",
+        pages=DOCUMENT_PAGES,
+        language="en",
+        warnings=[],
+    )
+    summary = app.documents.summarize(user, doc, backend_name="local")
+    for cid in (marked, on_node, summary.conversation_id):
+        app.repo.set_marked(user, cid, True)
+    yield {
+        "app": app,
+        "old": old,
+        "marked": marked,
+        "on_node": on_node,
+        "since": since,
+        "summary": summary.result.summary,
+    }
+    app.db.close()
+
+
+def export(db_url: str, tmp_path: Path, *flags: str) -> list[dict[str, Any]]:
+    out = tmp_path / f"export{len(list(tmp_path.glob('export*')))}.jsonl"
+    result = cli("conversations", "export", "--format", "jsonl-sft", "--out", str(out), *flags, db=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "exported" in result.stderr
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+def texts(rows: list[dict[str, Any]]) -> list[str]:
+    return [m["content"] for row in rows for m in row["messages"]]
+
+
+def test_filters_select_complete_marked_recent_replies_of_one_backend(
+    db_url: str, tmp_path: Path, history: dict[str, Any]
+) -> None:
+    everything = export(db_url, tmp_path)
+    assert "Say hello." in texts(everything)
+    assert "Hello big model." in texts(everything)
+    capital = next(r for r in everything if r["messages"][0]["content"] == "What is the capital of France?")
+    assert [m["role"] for m in capital["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert "Tell me a very long story about Rome." not in texts(everything), "interrupted replies end a row"
+    assert "Are you still there?" not in texts(everything)
+    pairs = [r for r in everything if r["messages"][0]["role"] == "system"]
+    assert len(pairs) == 1
+    document, summary = pairs[0]["messages"][1]["content"], pairs[0]["messages"][2]["content"]
+    assert "[page 2]" in document and "Ada Lund" in document
+    assert summary == history["summary"]
+    assert not any("📄" in t for t in texts(everything)), "the summary request is exported as its pair"
+
+    marked = export(db_url, tmp_path, "--marked")
+    assert "Say hello." not in texts(marked) and "What is the capital of France?" in texts(marked)
+    recent = export(db_url, tmp_path, "--since", history["since"].isoformat())
+    assert "Say hello." not in texts(recent) and "Hello big model." in texts(recent)
+    node_only = export(db_url, tmp_path, "--backend", "node")
+    assert texts(node_only) == ["Hello big model.", "An answer from the big model."]
+    by_model = export(db_url, tmp_path, "--backend", "scripted-model")
+    assert by_model == node_only
+
+    bad = cli("conversations", "export", "--format", "jsonl-sft", "--since", "last tuesday", db=db_url)
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_marking_from_the_cli(db_url: str, history: dict[str, Any]) -> None:
+    app, cid = history["app"], history["old"]
+    assert not app.repo.get_conversation(app.local_user_id(), cid).marked
+    assert cli("conversations", "mark", cid, db=db_url).returncode == 0
+    assert app.repo.get_conversation(app.local_user_id(), cid).marked
+    assert cli("conversations", "unmark", cid, db=db_url).returncode == 0
+    assert not app.repo.get_conversation(app.local_user_id(), cid).marked
+    assert cli("conversations", "mark", "0" * 32, db=db_url).returncode == 2
+
+
+def test_datasets_loads_it_and_smollm2s_chat_template_renders_every_row(
+    db_url: str, tmp_path: Path, history: dict[str, Any]
+) -> None:
+    from datasets import load_dataset
+    from transformers import AutoTokenizer
+
+    rows = export(db_url, tmp_path)
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    dataset = load_dataset("json", data_files=str(path), split="train")
+    assert dataset.num_rows == len(rows) >= 4
+    model = embedded_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(model.parent), gguf_file=model.name)
+    for row, original in zip(dataset, rows, strict=True):
+        rendered = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        assert rendered.count("<|im_start|>") == len(original["messages"])
+        for message in original["messages"]:
+            assert message["content"] in rendered
+        assert len(tokenizer.apply_chat_template(row["messages"], tokenize=True)) > 0
