@@ -38,3 +38,9 @@ def user_for_key(repo: Repository, key: str) -> int | None:
     if not key.startswith(KEY_PREFIX):
         return None
     return repo.user_for_api_key(_digest(key))
+
+
+def bearer_key(authorization: str) -> str:
+    """The key of an `Authorization: Bearer KEY` header value; "" when it holds none."""
+    scheme, _, key = authorization.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
-from app.api_keys import user_for_key
+from app.api_keys import bearer_key, user_for_key
 from app.chat import ChatSettings, ChatUpdate, InputRejected
 from app.core import App
 from backends.base import BackendError, BackendUnavailable, ChatMessage, ContextOverflow, Delta
@@ -215,10 +215,10 @@ class OpenAIRoutes:
         """The key's owner under --auth; without it, the one local user (any key or none is accepted)."""
         if not self.auth:
             return await run_in_threadpool(self.app.local_user_id)
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = bearer_key(request.headers.get("authorization", ""))
+        if not key:
             raise ApiError(401, "an API key is required: Authorization: Bearer KEY", "invalid_api_key")
-        user_id = await run_in_threadpool(user_for_key, self.app.repo, key.strip())
+        user_id = await run_in_threadpool(user_for_key, self.app.repo, key)
         if user_id is None:
             raise ApiError(401, "the API key is not valid", "invalid_api_key")
         return user_id

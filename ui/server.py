@@ -92,6 +92,7 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         theme=gr.themes.Soft(),
         # Gradio adds its own routes to this app after these: /v1 is served by the same server and port.
         app_kwargs={"routes": openai_routes.routes(app, auth=options.auth)},
+        mcp_server=True,  # at /gradio_api/mcp/: the tools of ui/mcp_tools.py
     )
     if block and not _open_view(url, options):
         demo.block_thread()

@@ -230,7 +230,7 @@ def test_auth_needs_a_users_key_and_keeps_users_apart(local_app: App) -> None:
 
 
 def test_users_key_prints_a_new_key_once_and_stores_only_its_hash(db_url: str, tmp_path: Path) -> None:
-    from tests.app.test_cli import cli
+    from tests.ui.test_cli import cli
 
     assert cli("users", "add", "carol", db=db_url, stdin="carol-password-1\n").returncode == 0
     first = cli("users", "key", "carol", db=db_url)

@@ -31,9 +31,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     )
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
-    # batch mode: SQLite cannot ALTER a table with constraints in place.
-    with op.batch_alter_table("conversations") as batch:
-        batch.add_column(sa.Column("marked", sa.Boolean, nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN with a constant default: no table rebuild, on SQLite either.
+    op.add_column(
+        "conversations", sa.Column("marked", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
 
 
 def downgrade() -> None:
