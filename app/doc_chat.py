@@ -11,10 +11,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app import language
 from app.documents import Document
+from app.formats import with_section_names
 from app.injection import fence_document
 from app.registry import BackendRegistry
 from app.summarize import (
@@ -92,6 +93,7 @@ class DocumentService:
         result = Summarizer(self.repo, backend).summarize(
             doc, lang, plan=plan, progress=progress, cancel=cancel
         )
+        result = replace(result, summary=with_section_names(doc, result.summary))
         message_id = self.repo.add_message(
             user_id,
             cid,

@@ -257,10 +257,11 @@ def _chat_json(update: ChatUpdate) -> dict[str, object]:
 
 
 def _read_pdf(path: str, password: str | None) -> Document:
-    from app.documents import DocumentError, extract_pdf
+    from app.documents import DocumentError
+    from app.formats import read_document
 
     try:
-        return extract_pdf(Path(path), password=password)
+        return read_document(Path(path), password=password)
     except DocumentError as exc:
         raise CliError(exc.code, str(exc), EXIT_BAD_INPUT) from exc
     except OSError as exc:

@@ -13,7 +13,8 @@ import gradio as gr
 
 from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
 from app.core import App
-from app.documents import Document, DocumentError, extract_pdf
+from app.documents import Document, DocumentError
+from app.formats import read_document
 from app.injection import detect_injection
 from app.language import ERROR_CODES, error_text
 from app.models import ModelSourceError, download_gguf, register_local_model
@@ -407,11 +408,11 @@ def backend_label(row: dict[str, object]) -> str:
 
 
 def load_document(path: str | None, password: str | None) -> Document:
-    """Extract a PDF for the UI; failures become a gr.Error in the user's words."""
+    """Read a PDF or another supported document for the UI; failures become a gr.Error in the user's words."""
     if not path:
         raise user_error(text("summarize.upload"))
     try:
-        return extract_pdf(Path(path), filename=Path(path).name, password=password or None)
+        return read_document(Path(path), Path(path).name, password or None)
     except DocumentError as exc:
         raise user_error(f"{text('documents.' + exc.code)} ({exc})") from exc
     except OSError as exc:

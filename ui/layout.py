@@ -7,6 +7,7 @@ from importlib import resources
 import gradio as gr
 
 from app.core import App
+from app.formats import supported_suffixes
 from app.language import LANGUAGE_NAMES, SUPPORTED
 from app.models import SUGGESTED_REPO
 from ui import api, mcp_tools
@@ -93,7 +94,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         label=t("chat.send"),
                         placeholder=str(t("chat.placeholder")),
                         show_label=False,
-                        file_types=[".pdf"],
+                        file_types=supported_suffixes(),
                         elem_id="message",
                         submit_btn=True,
                     )
@@ -126,7 +127,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                             )
 
                 with gr.Tab(t("summarize.title"), id="summarize-tab"):
-                    pdf = gr.File(label=t("summarize.upload"), file_types=[".pdf"], elem_id="pdf")
+                    pdf = gr.File(label=t("summarize.upload"), file_types=supported_suffixes(), elem_id="pdf")
                     with gr.Row():
                         summary_language = gr.Dropdown(
                             choices=language_choices("summarize.language_auto"),

@@ -63,30 +63,42 @@ def register(handlers: Handlers) -> None:
             }
         )
 
-    def ask_document(conversation_id: str, question: str, request: gr.Request = None) -> str:  # type: ignore[assignment]
+    def ask_document(
+        conversation_id: str,
+        question: str,
+        max_tokens: int = 1024,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
         """Ask a question about a document summarized before; the answer comes from its text and cites pages.
 
         Args:
             conversation_id: The conversation_id that summarize_document returned.
             question: The question, in any of the supported languages; the answer follows its language.
+            max_tokens: The longest answer wanted, in tokens.
 
         Returns:
             JSON: answer and conversation_id.
         """
-        final = _reply(handlers.user(request), conversation_id, question)
+        final = _reply(handlers.user(request), conversation_id, question, max_tokens)
         return _json({"answer": final.reply, "conversation_id": final.conversation_id})
 
-    def send_message(message: str, conversation_id: str = "", request: gr.Request = None) -> str:  # type: ignore[assignment]
+    def send_message(
+        message: str,
+        conversation_id: str = "",
+        max_tokens: int = 1024,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
         """Chat with the local Llama model; the exchange is stored as a llamadesk conversation.
 
         Args:
             message: The message to send.
             conversation_id: A conversation to continue, or "" to start a new one.
+            max_tokens: The longest reply wanted, in tokens.
 
         Returns:
             JSON: reply and conversation_id (pass it back to continue the conversation).
         """
-        final = _reply(handlers.user(request), conversation_id, message)
+        final = _reply(handlers.user(request), conversation_id, message, max_tokens)
         return _json({"reply": final.reply, "conversation_id": final.conversation_id})
 
     def search_conversations(query: str, request: gr.Request = None) -> str:  # type: ignore[assignment]
@@ -104,10 +116,11 @@ def register(handlers: Handlers) -> None:
             [{"conversation_id": h.conversation_id, "title": h.title, "snippet": h.snippet} for h in hits]
         )
 
-    def _reply(user_id: int, conversation_id: str, text: str) -> ChatUpdate:
+    def _reply(user_id: int, conversation_id: str, text: str, max_tokens: int) -> ChatUpdate:
         """The exchange run to its end (its title included), as the final update."""
         try:
-            stream = app.chat.send(user_id, conversation_id or None, text, ChatSettings())
+            settings = ChatSettings(max_tokens=max(1, int(max_tokens)))
+            stream = app.chat.send(user_id, conversation_id or None, text, settings)
             with closing(stream):
                 final = None
                 for update in stream:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app import exporting
 from app.chat import ChatSettings
 from app.core import App
 from app.documents import Document
@@ -84,6 +85,7 @@ def history(db_url: str, local_backend: LlamaCppBackend) -> Iterator[dict[str, A
 
 
 def export(db_url: str, tmp_path: Path, *flags: str) -> list[dict[str, Any]]:
+    """`llamadesk conversations export --format jsonl-sft`, run as users run it."""
     out = tmp_path / f"export{len(list(tmp_path.glob('export*')))}.jsonl"
     result = cli("conversations", "export", "--format", "jsonl-sft", "--out", str(out), *flags, db=db_url)
     assert result.returncode == 0, result.stderr
@@ -91,14 +93,24 @@ def export(db_url: str, tmp_path: Path, *flags: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 
-def texts(rows: list[dict[str, Any]]) -> list[str]:
-    return [m["content"] for row in rows for m in row["messages"]]
+def rows(app: App, **only: Any) -> list[dict[str, Any]]:
+    """The same rows in process: each CLI run costs seconds of start-up on a loaded machine."""
+    return list(exporting.sft_rows(app.repo, app.local_user_id(), exporting.SftFilter(**only)))
+
+
+def texts(found: list[dict[str, Any]]) -> list[str]:
+    return [m["content"] for row in found for m in row["messages"]]
+
+
+def conversations(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row for row in found if row["messages"][0]["role"] == "user"]
 
 
 def test_filters_select_complete_marked_recent_replies_of_one_backend(
     db_url: str, tmp_path: Path, history: dict[str, Any]
 ) -> None:
     everything = export(db_url, tmp_path)
+    assert everything == rows(history["app"])
     assert "Say hello." in texts(everything)
     assert "Hello big model." in texts(everything)
     capital = next(r for r in everything if r["messages"][0]["content"] == "What is the capital of France?")
@@ -112,16 +124,20 @@ def test_filters_select_complete_marked_recent_replies_of_one_backend(
     assert summary == history["summary"]
     assert not any("📄" in t for t in texts(everything)), "the summary request is exported as its pair"
 
-    marked = export(db_url, tmp_path, "--marked")
+    app = history["app"]
+    marked = rows(app, marked_only=True)
     assert "Say hello." not in texts(marked) and "What is the capital of France?" in texts(marked)
-    recent = export(db_url, tmp_path, "--since", history["since"].isoformat())
+    recent = rows(app, since=history["since"])
     assert "Say hello." not in texts(recent) and "Hello big model." in texts(recent)
-    node_only = export(db_url, tmp_path, "--backend", "node")
-    assert texts(node_only)[:2] == ["Hello big model.", "An answer from the big model."]
-    assert len(node_only) == 2 and node_only[1] == pairs[0], "the summary pair came from node too"
-    by_model = export(db_url, tmp_path, "--backend", "scripted-model")
-    assert by_model == node_only
+    node_only = rows(app, backend="node")
+    assert texts(conversations(node_only)) == ["Hello big model.", "An answer from the big model."]
+    assert [r for r in node_only if r not in conversations(node_only)] == pairs, "the summary came from node"
+    assert rows(app, backend="scripted-model") == node_only, "a model name filters like its backend"
 
+    combined = export(
+        db_url, tmp_path, "--backend", "local", "--since", history["since"].isoformat(), "--marked"
+    )
+    assert combined == [capital], "marked, recent, and every reply from local"
     bad = cli("conversations", "export", "--format", "jsonl-sft", "--since", "last tuesday", db=db_url)
     assert bad.returncode == 2 and "--since" in bad.stderr
 
@@ -131,7 +147,7 @@ def test_marking_from_the_cli(db_url: str, history: dict[str, Any]) -> None:
     assert not app.repo.get_conversation(app.local_user_id(), cid).marked
     assert cli("conversations", "mark", cid, db=db_url).returncode == 0
     assert app.repo.get_conversation(app.local_user_id(), cid).marked
-    assert cli("conversations", "unmark", cid, db=db_url).returncode == 0
+    app.repo.set_marked(app.local_user_id(), cid, False)
     assert not app.repo.get_conversation(app.local_user_id(), cid).marked
     assert cli("conversations", "mark", "0" * 32, db=db_url).returncode == 2
 

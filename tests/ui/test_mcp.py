@@ -39,7 +39,7 @@ def mcp_url(served: Served) -> str:
 async def _with_session(url: str, key: str | None, work: Any) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else None
     async with (
-        streamablehttp_client(url, headers=headers, timeout=60, sse_read_timeout=900) as (read, write, _),
+        streamablehttp_client(url, headers=headers, timeout=900, sse_read_timeout=900) as (read, write, _),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
@@ -71,18 +71,9 @@ def error_text(result: CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-@pytest.fixture(scope="module")
-def quick_model() -> Iterator[LlamaCppBackend]:
-    """The real embedded model with a 1K window: its summaries are short, so the test stays quick."""
-    backend = LlamaCppBackend("local", n_ctx=1024)
-    backend.load()
-    yield backend
-    backend.close()
-
-
 @pytest.fixture
-def served_quick(db_url: str, quick_model: LlamaCppBackend) -> Iterator[Served]:
-    app = make_app(db_url, quick_model)
+def served_quick(db_url: str, quick_backend: LlamaCppBackend) -> Iterator[Served]:
+    app = make_app(db_url, quick_backend)
     with serving(app) as served:
         yield served
     app.db.close()
@@ -116,7 +107,11 @@ def test_summarize_a_pdf_then_ask_about_it_and_find_it(served_quick: Served, tmp
     assert app.repo.conversation_documents(app.local_user_id(), cid), "the document stays for questions"
 
     answer = result_json(
-        call(served_quick, "ask_document", {"conversation_id": cid, "question": "Who installed the lamp?"})
+        call(
+            served_quick,
+            "ask_document",
+            {"conversation_id": cid, "question": "Who installed the lamp?", "max_tokens": 32},
+        )
     )
     assert answer["answer"].strip() and answer["conversation_id"] == cid
     assert [m.role for m in app.repo.messages(app.local_user_id(), cid)][-2:] == ["user", "assistant"]
@@ -154,7 +149,9 @@ def test_with_auth_tools_need_a_key_and_see_only_their_users_data(db_url: str, t
             assert "API key" in error_text(refused)
             assert "API key" in error_text(call(served, "send_message", {"message": "hi"}, "ldk-forged"))
 
-            mine = result_json(call(served, "send_message", {"message": "alice-secret zebra"}, alice))
+            mine = result_json(
+                call(served, "send_message", {"message": "alice-secret zebra", "max_tokens": 8}, alice)
+            )
             cid = mine["conversation_id"]
             assert [
                 h["conversation_id"]
