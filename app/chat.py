@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from app import language
 from app.doc_chat import DocumentService
+from app.heartbeat import Heartbeat
 from app.registry import BackendRegistry
 from backends.base import (
     MESSAGE_OVERHEAD_TOKENS,
@@ -23,6 +24,7 @@ from backends.base import (
     ContextOverflow,
     Delta,
     GenerationOptions,
+    ModelFileError,
     close_stream,
 )
 from storage.repo import ConversationRow, MessageRow, Repository, clean_text
@@ -131,10 +133,17 @@ class _Checkpointer:
 
 
 class ChatService:
-    def __init__(self, repo: Repository, backends: BackendRegistry, documents: DocumentService) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        backends: BackendRegistry,
+        documents: DocumentService,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.repo = repo
         self.backends = backends
         self.documents = documents
+        self.heartbeat = heartbeat or Heartbeat(repo)
 
     # -- public entry points ------------------------------------------------
 
@@ -144,12 +153,12 @@ class ChatService:
         documents: list[str] = []
         if conversation_id:
             state = self.repo.turn_state(user_id, conversation_id)
-            backend = self._backend_for(state.conversation, settings)
+            backend = self._ready(self._backend_for(state.conversation, settings))
             turns = _turns(state.messages)
             documents = state.documents
             lang = self._reply_language(user_id, state.conversation, text, settings)
         else:
-            backend = self._backend_for(None, settings)
+            backend = self._ready(self._backend_for(None, settings))
             # Created with its language settled: every write saved is time to the first token.
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
@@ -341,46 +350,47 @@ class ChatService:
         parts: list[str] = [prefix] if prefix else []
         update = base
         finished = False
-        try:
-            stream = backend.stream_chat(prompt.messages, options)
+        with self.heartbeat.alive(reply_id):
             try:
-                for delta in stream:
-                    if delta.text:
-                        # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
-                        parts.append(clean_text(strip_control_chars(delta.text)))
-                        first = update.ttft_s is None
-                        ttft = time.monotonic() - started if first else update.ttft_s
-                        update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
-                        checkpoint.maybe(update.reply)
-                        yield update
-                    if delta.prompt_tokens is not None:
-                        update = replace(
-                            update,
-                            prompt_tokens=delta.prompt_tokens,
-                            completion_tokens=delta.completion_tokens or 0,
-                        )
-                    if delta.finish_reason:
-                        update = replace(update, finish_reason=delta.finish_reason)
+                stream = backend.stream_chat(prompt.messages, options)
+                try:
+                    for delta in stream:
+                        if delta.text:
+                            # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
+                            parts.append(clean_text(strip_control_chars(delta.text)))
+                            first = update.ttft_s is None
+                            ttft = time.monotonic() - started if first else update.ttft_s
+                            update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
+                            checkpoint.maybe(update.reply)
+                            yield update
+                        if delta.prompt_tokens is not None:
+                            update = replace(
+                                update,
+                                prompt_tokens=delta.prompt_tokens,
+                                completion_tokens=delta.completion_tokens or 0,
+                            )
+                        if delta.finish_reason:
+                            update = replace(update, finish_reason=delta.finish_reason)
+                finally:
+                    close_stream(stream)  # releases a local model's lock at once on Stop
+                update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
+                self.repo.checkpoint_message(
+                    user_id,
+                    reply_id,
+                    update.reply,
+                    status="complete",
+                    prompt_tokens=update.prompt_tokens,
+                    completion_tokens=update.completion_tokens,
+                )
+                finished = True
+            except BackendError as exc:
+                finished = True
+                self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
+                yield self._failed(replace(update, reply="".join(parts)), exc, base.language, started)
+                return
             finally:
-                close_stream(stream)  # releases a local model's lock at once on Stop
-            update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
-            self.repo.checkpoint_message(
-                user_id,
-                reply_id,
-                update.reply,
-                status="complete",
-                prompt_tokens=update.prompt_tokens,
-                completion_tokens=update.completion_tokens,
-            )
-            finished = True
-        except BackendError as exc:
-            finished = True
-            self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
-            yield self._failed(replace(update, reply="".join(parts)), exc, base.language, started)
-            return
-        finally:
-            if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
-                self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
+                if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
+                    self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
         yield update
         if not first_exchange:
             return
@@ -447,6 +457,19 @@ class ChatService:
         )
 
     # -- helpers ------------------------------------------------------------
+
+    @staticmethod
+    def _ready(backend: ChatBackend) -> ChatBackend:
+        """Load the model before anything is stored: a model file that cannot load is bad input,
+        and raises ModelFileError with nothing written. A server that cannot be reached right now
+        is reported by the reply instead, and the stored message waits for a retry."""
+        try:
+            _ = backend.context_window
+        except ModelFileError:
+            raise
+        except BackendError:
+            pass
+        return backend
 
     def _backend_for(self, conversation: ConversationRow | None, settings: ChatSettings) -> ChatBackend:
         name = settings.backend

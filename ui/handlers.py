@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
+from app.config import UnknownBackend
 from app.core import App
 from app.documents import Document, DocumentError
 from app.formats import read_document
@@ -20,6 +21,7 @@ from app.language import ERROR_CODES, error_text
 from app.models import ModelSourceError, download_gguf, register_local_model
 from app.models import Progress as ModelProgress
 from app.throttle import throttled
+from backends.base import BackendError
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
 from ui.i18n import text
@@ -69,6 +71,8 @@ class Handlers:
         line = backend_label(row)
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
+        if row.get("warning"):  # e.g. a GGUF without a chat template
+            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -393,6 +397,9 @@ class Handlers:
                     first = False
         except InputRejected as exc:  # raised before the first update, so the chat pane is unchanged
             notice = error_text("en", exc.code) if exc.code in ERROR_CODES else str(exc)
+            yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
+        except (BackendError, UnknownBackend) as exc:  # before anything was stored: the text stays in the box
+            notice = error_text("en", exc.code, detail=str(exc)) if exc.code in ERROR_CODES else str(exc)
             yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
         except NotFound:
             yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
