@@ -171,3 +171,16 @@ def test_datasets_loads_it_and_smollm2s_chat_template_renders_every_row(
         for message in original["messages"]:
             assert message["content"] in rendered
         assert len(tokenizer.apply_chat_template(row["messages"], tokenize=True)) > 0
+
+
+def test_marking_from_the_web_ui(history: dict[str, Any]) -> None:
+    """The sidebar checkbox's handlers, as Gradio calls them (no --auth: the request names no one)."""
+    from ui.handlers import Handlers
+
+    app, cid = history["app"], history["old"]
+    handlers = Handlers(app)
+    assert handlers.marked(cid, None) is False  # type: ignore[arg-type]
+    handlers.set_marked(cid, True, None)  # type: ignore[arg-type]
+    assert handlers.marked(cid, None) is True  # type: ignore[arg-type]
+    assert app.repo.get_conversation(app.local_user_id(), cid).marked
+    assert handlers.marked("0" * 32, None) is False, "an unknown id reads as unmarked"  # type: ignore[arg-type]
