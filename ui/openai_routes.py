@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute
 
 from app.api_keys import bearer_key, user_for_key
 from app.chat import ChatSettings, ChatUpdate, InputRejected
+from app.config import UnknownBackend
 from app.core import App
 from backends.base import BackendError, BackendUnavailable, ChatMessage, ContextOverflow, Delta
 from storage.repo import NotFound
@@ -184,6 +185,8 @@ def api_error(exc: Exception) -> ApiError:
     if isinstance(exc, InputRejected):
         status = 404 if exc.code == "model_not_found" else 400
         return ApiError(status, str(exc), exc.code)
+    if isinstance(exc, UnknownBackend):
+        return ApiError(404, str(exc), "model_not_found")
     if isinstance(exc, NotFound):
         return ApiError(404, "conversation not found", "conversation_not_found")
     if isinstance(exc, ContextOverflow):

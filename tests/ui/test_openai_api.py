@@ -161,6 +161,11 @@ def test_a_named_conversation_stores_the_exchange(served_local: Served, local_cl
             model="local", messages=MESSAGES, extra_body={"conversation_id": "0" * 32}
         )
     assert unknown.value.body["code"] == "conversation_not_found"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError) as no_model:
+        local_client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, extra_body={"conversation_id": cid}
+        )
+    assert no_model.value.body["code"] == "model_not_found"  # type: ignore[index]
 
 
 def curl(*args: str) -> str:
