@@ -16,11 +16,13 @@ import time
 import httpx
 
 from backends.llamacpp import embedded_model_path, physical_cores
-from tests.benchmarks.bench_chat import MAX_TOKENS, N_CTX, PROMPT, TRIALS, Trial, raw_trial
+from tests.benchmarks.bench_chat import N_CTX, PROMPT, Trial, raw_trial
 from tests.benchmarks.common import Row
 from tests.benchmarks.sse_client import served_app
 
 SYSTEM = "You are a helpful assistant."
+TRIALS = 3
+MAX_TOKENS = 512
 
 
 def messages(seed: int) -> list[dict[str, str]]:
@@ -69,10 +71,10 @@ def run() -> list[Row]:
         db_url = f"sqlite:///{tmp}/bench.db"
         with served_app(db_url, "--ctx", str(N_CTX)) as url, httpx.Client(base_url=url, timeout=600) as http:
             api_trial(http, 999)  # warm-up: the model loads on the first request
-            raw_trial(raw, messages(999), 999)
+            raw_trial(raw, messages(999), 999, MAX_TOKENS)
             raws, apis = [], []
             for seed in range(TRIALS):
-                raws.append(raw_trial(raw, messages(seed), seed))
+                raws.append(raw_trial(raw, messages(seed), seed, MAX_TOKENS))
                 apis.append(api_trial(http, seed))
     raw.close()
     raw_rate = statistics.median(t.tok_s for t in raws)
