@@ -34,15 +34,6 @@ def local_backend() -> Iterator[LlamaCppBackend]:
     backend.close()
 
 
-@pytest.fixture(scope="session")
-def quick_backend() -> Iterator[LlamaCppBackend]:
-    """The real embedded model with a 1K window: its summaries are short, so summary tests stay quick."""
-    backend = LlamaCppBackend("local", n_ctx=1024)
-    backend.load()
-    yield backend
-    backend.close()
-
-
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'llamadesk.db'}"

@@ -18,7 +18,6 @@ from mcp.types import CallToolResult, Tool
 from app.api_keys import create_key
 from app.core import App
 from app.users import add_user
-from backends.llamacpp import LlamaCppBackend
 from backends.scripted import ScriptedBackend
 from tests.conftest import make_app
 from tests.pdfs import text_pdf
@@ -71,12 +70,17 @@ def error_text(result: CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
+# Replies as a model following the summary prompt writes them, citing pages. The MCP wiring is what is
+# tested here; the real model's summaries are tested in tests/app/test_summarize.py and test_formats.py.
+CITING = "Cape Wrath's lighthouse dates from 1828 (p. 1); Ada Lund installed its electric lamp (p. 2)."
+
+
 @pytest.fixture
-def served_quick(db_url: str, quick_backend: LlamaCppBackend) -> Iterator[Served]:
-    app = make_app(db_url, quick_backend)
+def served_quick(db_url: str) -> Iterator[Served]:
+    app = make_app(db_url, ScriptedBackend(reply=CITING))
     with serving(app) as served:
         yield served
-    app.db.close()
+    app.close()
 
 
 def test_tools_have_descriptions_and_typed_arguments(served_quick: Served) -> None:
@@ -99,6 +103,7 @@ def test_summarize_a_pdf_then_ask_about_it_and_find_it(served_quick: Served, tmp
     summary = result_json(call(served_quick, "summarize_document", {"document": str(pdf), "language": "en"}))
     assert summary["summary"].strip() and summary["pages"] == 2 and summary["language"] == "en"
     assert summary["citations"], summary["summary"]
+    assert [c["pages"] for c in summary["citations"]] == [[1, 1], [2, 2]]
     for citation in summary["citations"]:
         first, last = citation["pages"]
         assert 1 <= first <= last <= 2
