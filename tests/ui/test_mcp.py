@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,11 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.types import CallToolResult, Tool
 
 from app.api_keys import create_key
-from app.core import App
 from app.users import add_user
 from backends.scripted import ScriptedBackend
 from tests.conftest import make_app
 from tests.pdfs import text_pdf
-from tests.ui.conftest import Served, free_port, serving
-from ui.server import ServeOptions, launch
+from tests.ui.conftest import Served, serving
 
 TOOLS = {"summarize_document", "ask_document", "send_message", "search_conversations"}
 PAGES = [
@@ -132,15 +129,6 @@ def test_summarize_a_pdf_then_ask_about_it_and_find_it(served_quick: Served, tmp
     assert "no such file" in error_text(missing)
 
 
-@contextmanager
-def serving_with_auth(app: App) -> Iterator[Served]:
-    demo, url = launch(app, ServeOptions(port=free_port(), auth=True), block=False)
-    try:
-        yield Served(app, url)
-    finally:
-        demo.close()
-
-
 def test_with_auth_tools_need_a_key_and_see_only_their_users_data(db_url: str, tmp_path: Path) -> None:
     """Ownership wiring: a scripted backend is enough, the real model paths are tested above."""
     app = make_app(db_url, ScriptedBackend(reply="Noted."))
@@ -148,7 +136,7 @@ def test_with_auth_tools_need_a_key_and_see_only_their_users_data(db_url: str, t
         add_user(app.repo, "alice", "alice-password-1")
         add_user(app.repo, "bob", "bob-password-22")
         alice, bob = create_key(app.repo, "alice"), create_key(app.repo, "bob")
-        with serving_with_auth(app) as served:
+        with serving(app, auth=True) as served:
             assert set(list_tools(served, alice)) >= TOOLS
             refused = call(served, "send_message", {"message": "hello"})
             assert "API key" in error_text(refused)

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -17,8 +16,7 @@ from openai import OpenAI
 from app.api_keys import create_key
 from app.core import App
 from app.users import add_user
-from tests.ui.conftest import Served, free_port
-from ui.server import ServeOptions, launch
+from tests.ui.conftest import Served, serving
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -194,20 +192,11 @@ def test_curl_streaming_and_not(served_local: Served) -> None:
     assert broken["error"]["code"] == "invalid_json" and broken["error"]["type"] == "invalid_request_error"
 
 
-@contextmanager
-def serving_with_auth(app: App) -> Iterator[Served]:
-    demo, url = launch(app, ServeOptions(port=free_port(), auth=True), block=False)
-    try:
-        yield Served(app, url)
-    finally:
-        demo.close()
-
-
 def test_auth_needs_a_users_key_and_keeps_users_apart(local_app: App) -> None:
     add_user(local_app.repo, "alice", "alice-password-1")
     add_user(local_app.repo, "bob", "bob-password-22")
     alice_key, bob_key = create_key(local_app.repo, "alice"), create_key(local_app.repo, "bob")
-    with serving_with_auth(local_app) as served:
+    with serving(local_app, auth=True) as served:
         for key in ("", "ldk-not-a-key", "alice-password-1"):
             with pytest.raises(openai.AuthenticationError) as refused:
                 client_for(served, key or "x").models.list()
