@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,11 +23,13 @@ from app.throttle import throttled
 from backends.base import BackendError
 from storage.repo import MessageRow, NotFound
 from ui.errors import user_error
+from ui.files import remove_upload, user_download_dir, write_private
 from ui.i18n import text
 from ui.identity import user_id_for
-from ui.markup import escape_html
+from ui.markup import literal
 
 Messages = list[dict[str, Any]]
+UPLOAD_GONE = "This upload was already read and then removed from the server; upload the file again."
 _PROGRESS = gr.Progress()
 # Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
@@ -36,7 +37,7 @@ ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
 def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
     return [
-        {"role": r.role, "content": escape_html(r.content)}
+        {"role": r.role, "content": r.content}
         for r in rows
         if r.role in ("user", "assistant") and r.content
     ]
@@ -72,7 +73,7 @@ class Handlers:
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
         if row.get("warning"):  # e.g. a GGUF without a chat template
-            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
+            line += f"\n\n> ⚠️ {literal(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -222,8 +223,8 @@ class Handlers:
                     done = f"**{text('summarize.plan')}:** {plan} · {outcome.result.elapsed_s:.1f} s"
                     yield (
                         "\n\n".join(filter(None, [warning, done])),
-                        escape_html(outcome.result.summary),
-                        write_markdown(doc, outcome.result.summary),
+                        outcome.result.summary,
+                        write_markdown(user_id, doc, outcome.result.summary),
                         outcome.conversation_id,
                         gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
                     )
@@ -233,7 +234,10 @@ class Handlers:
     ) -> Iterator[ChatOutputs]:
         """A PDF dropped in the chat box: the plan and progress stream into the chat, then the summary."""
         doc = load_document(path, None)
-        shown = [*history, {"role": "user", "content": f"📄 {doc.filename} ({doc.page_count} pages)"}]
+        shown = [
+            *history,
+            {"role": "user", "content": f"📄 {literal(doc.filename)} ({doc.page_count} pages)"},
+        ]
         warning = injection_warning(doc)
         stream = self.app.documents.summarize_stream(
             user_id,
@@ -262,7 +266,7 @@ class Handlers:
                     )
                     continue
                 cid = event.outcome.conversation_id
-                final = [*shown, {"role": "assistant", "content": escape_html(event.outcome.result.summary)}]
+                final = [*shown, {"role": "assistant", "content": event.outcome.result.summary}]
                 sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
                 yield gr.skip(), final, warning, cid, sidebar, False
 
@@ -304,7 +308,7 @@ class Handlers:
             stream = self.app.chat.edit_last(user_id, conversation_id, content, settings)
         else:
             stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
-        history.append({"role": "user", "content": escape_html(content)})
+        history.append({"role": "user", "content": content})
         yield from self._run(user_id, stream, history, conversation_id, message)
 
     def regenerate(
@@ -378,7 +382,7 @@ class Handlers:
             with closing(stream):
                 first = True
                 for update in throttled(stream, urgent=lambda u: u.urgent):
-                    shown[-1] = {"role": "assistant", "content": escape_html(update.reply)}
+                    shown[-1] = {"role": "assistant", "content": update.reply}
                     sidebar = gr.skip()
                     if first or update.done:
                         sidebar = gr.update(
@@ -418,12 +422,16 @@ def load_document(path: str | None, password: str | None) -> Document:
     """Read a PDF or another supported document for the UI; failures become a gr.Error in the user's words."""
     if not path:
         raise user_error(text("summarize.upload"))
+    if not Path(path).exists():
+        raise user_error(UPLOAD_GONE)
     try:
-        return read_document(Path(path), Path(path).name, password or None)
+        doc = read_document(Path(path), Path(path).name, password or None)
     except DocumentError as exc:
         raise user_error(f"{text('documents.' + exc.code)} ({exc})") from exc
     except OSError as exc:
         raise user_error(text("documents.not_pdf")) from exc
+    remove_upload(path)  # its text is in hand and stored by the summary; a wrong password keeps it
+    return doc
 
 
 def uploaded_path(file: Any) -> str | None:
@@ -441,7 +449,8 @@ def injection_warning(doc: Document) -> str:
     findings = detect_injection(doc.text)
     if not findings:
         return ""
-    return f"⚠️ {text('summarize.injection_warning')} ({findings[0].snippet[:80]!r})"
+    # The document's own words are quoted as text: they are what the warning is about.
+    return f"⚠️ {text('summarize.injection_warning')} (“{literal(findings[0].snippet[:80])}”)"
 
 
 def progress_markdown(plan: str, done: int, total: int, what: str) -> str:
@@ -449,12 +458,10 @@ def progress_markdown(plan: str, done: int, total: int, what: str) -> str:
     return f"**{text('summarize.plan')}:** {plan}\n\n{bar} {done}/{total} · {what}"
 
 
-def write_markdown(doc: Document, summary: str) -> str:
-    folder = Path(tempfile.gettempdir()) / "llamadesk-summaries"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
-    target.write_text(f"# {doc.filename}\n\n{summary}\n", encoding="utf-8")
-    return str(target)
+def write_markdown(user_id: int, doc: Document, summary: str) -> str:
+    """The summary as a Markdown file in the user's private download folder."""
+    name = f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
+    return str(write_private(user_download_dir(user_id), name, f"# {doc.filename}\n\n{summary}\n"))
 
 
 def _notice(update: ChatUpdate) -> str:

@@ -6,6 +6,7 @@ from importlib import resources
 
 import gradio as gr
 
+from app.chat import ChatSettings
 from app.core import App
 from app.formats import supported_suffixes
 from app.language import LANGUAGE_NAMES, SUPPORTED
@@ -108,10 +109,18 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
                         with gr.Row():
                             temperature = gr.Slider(
-                                0.0, 1.5, value=0.7, step=0.05, label=t("settings.temperature")
+                                0.0,
+                                1.5,
+                                value=ChatSettings.temperature,
+                                step=0.05,
+                                label=t("settings.temperature"),
                             )
                             max_tokens = gr.Slider(
-                                16, 4096, value=1024, step=16, label=t("settings.max_tokens")
+                                16,
+                                4096,
+                                value=ChatSettings.max_tokens,
+                                step=16,
+                                label=t("settings.max_tokens"),
                             )
                         with gr.Row():
                             reply_language = gr.Dropdown(

@@ -1,7 +1,7 @@
 """API keys for the OpenAI-compatible /v1 routes, and the training-data mark on conversations.
 
 Revision ID: 0005_api_keys
-Revises: 0003
+Revises: 0004_sessions
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_api_keys"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_sessions"
 branch_labels: str | None = None
 depends_on: str | None = None
 
