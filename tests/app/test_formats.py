@@ -15,7 +15,7 @@ from app.chat import ChatSettings
 from app.core import App
 from app.documents import DocumentError
 from app.formats import name_sections, read_document
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 
 CHAPTERS = [
@@ -133,7 +133,7 @@ CITING = "It was built in 1828 (p. 1) and lit electrically in 1923 (pp. 2–3)."
 def quick_app(db_url: str) -> App:
     """The summary path with a backend that cites as the summary prompt asks: the real model is far
     too slow for this on a loaded 2-core machine, and its summaries are tested in test_summarize.py."""
-    app = make_app(db_url, ScriptedBackend(reply=CITING))
+    app = make_app(db_url, ScriptedBackend(handler=replying(CITING)))
     yield app  # type: ignore[misc]
     app.close()
 

@@ -20,12 +20,12 @@ from app.chat import ChatSettings
 from app.core import App
 from app.documents import Document
 from backends.llamacpp import embedded_model_path
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.ui.test_cli import cli
 
 SHORT = ChatSettings(max_tokens=12, temperature=0.0, seed=1)
-BIG_NODE = ScriptedBackend("node", reply="An answer from the big model.")
+BIG_NODE = ScriptedBackend("node", handler=replying("An answer from the big model."))
 DOCUMENT_PAGES = [
     "The lighthouse at Kap Hoorn was built in 1891. Its lamp burned whale oil until 1923.",
     "In 1923 the keeper, Ada Lund, installed an electric lamp that could be seen for 30 miles.",
@@ -53,7 +53,9 @@ def interrupted(app: App, cid: str, text: str) -> None:
 def history(db_url: str) -> Iterator[dict[str, Any]]:
     """Conversations of every kind the filters must tell apart, from two backends. Which model wrote a
     reply does not matter to the export, which reads storage; the real model's consumer is the template."""
-    local = ScriptedBackend("local", reply="A reply from the laptop model, word by word.", delay_s=0.01)
+    local = ScriptedBackend(
+        "local", handler=replying("A reply from the laptop model, word by word.", delay_s=0.01)
+    )
     app = make_app(db_url, local, BIG_NODE)
     user = app.local_user_id()
     old = reply(app, "Say hello.")

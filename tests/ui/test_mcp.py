@@ -16,7 +16,7 @@ from mcp.types import CallToolResult, Tool
 
 from app.api_keys import create_key
 from app.users import add_user
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.pdfs import text_pdf
 from tests.ui.conftest import Served, serving
@@ -74,7 +74,7 @@ CITING = "Cape Wrath's lighthouse dates from 1828 (p. 1); Ada Lund installed its
 
 @pytest.fixture
 def served_quick(db_url: str) -> Iterator[Served]:
-    app = make_app(db_url, ScriptedBackend(reply=CITING))
+    app = make_app(db_url, ScriptedBackend(handler=replying(CITING)))
     with serving(app) as served:
         yield served
     app.close()
@@ -131,7 +131,7 @@ def test_summarize_a_pdf_then_ask_about_it_and_find_it(served_quick: Served, tmp
 
 def test_with_auth_tools_need_a_key_and_see_only_their_users_data(db_url: str, tmp_path: Path) -> None:
     """Ownership wiring: a scripted backend is enough, the real model paths are tested above."""
-    app = make_app(db_url, ScriptedBackend(reply="Noted."))
+    app = make_app(db_url, ScriptedBackend(handler=replying("Noted.")))
     try:
         add_user(app.repo, "alice", "alice-password-1")
         add_user(app.repo, "bob", "bob-password-22")
