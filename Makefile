@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the browser tests and the Devanagari/Thai rendering need.
-BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji \
-	tesseract-ocr tesseract-ocr-deu tesseract-ocr-tha tesseract-ocr-hin
+# Debian packages the browser tests and the Devanagari/Thai rendering need, and Tesseract with the
+# language packs of the eight Llama 3.1 languages for OCR of scanned PDFs (curl: the /v1 API tests).
+BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji curl \
+	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita \
+	tesseract-ocr-por tesseract-ocr-hin tesseract-ocr-spa tesseract-ocr-tha
 
 # The real vLLM engine for the tests (tests/vllm_server.py): the CPU build of vLLM in its own venv,
 # so its pins never meet the app's, serving the embedded model converted to a Hugging Face folder.

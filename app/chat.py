@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from app import language, prompts
@@ -27,6 +27,7 @@ from backends.base import (
     ChatBackend,
     ChatMessage,
     ContextOverflow,
+    Delta,
     GenerationOptions,
     ModelFileError,
     close_stream,
@@ -58,6 +59,7 @@ class ChatSettings:
     reply_language: str | None = None  # "auto", a code to pin, or None: the conversation's policy
     backend: str | None = None  # None: the conversation's, else the default
     seed: int | None = None
+    stop: tuple[str, ...] = ()  # the reply ends before any of these
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class ChatUpdate:
     elapsed_s: float = 0.0
     title: str | None = None
     first_text: bool = False  # this update carries the reply's first text
+    finish_reason: str | None = None  # the backend's, once the reply is complete: "stop" or "length"
 
     @property
     def done(self) -> bool:
@@ -92,6 +95,15 @@ class ChatUpdate:
     def urgent(self) -> bool:
         """Worth showing at once, even inside a UI throttle interval: first text, the end, a title."""
         return self.first_text or self.done or self.title is not None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A stateless completion of the caller's own messages (the OpenAI-compatible API); nothing is stored."""
+
+    backend: str
+    model: str
+    deltas: Iterator[Delta]
 
 
 @dataclass
@@ -206,6 +218,28 @@ class ChatService:
             user_id, last.id, backend, prompt, settings, base, started, last.content, len(rows) == 2
         )
 
+    def complete(self, messages: Sequence[ChatMessage], settings: ChatSettings) -> Completion:
+        """Stream a reply to `messages` as given (system prompt included), without storage or history.
+
+        The backend is named exactly: an unknown name is refused rather than sent to the default.
+        A context overflow is raised by the first step of `deltas`, before any text.
+        """
+        if settings.backend is not None and settings.backend not in self.backends.names:
+            raise InputRejected("model_not_found", detail=f"there is no backend named {settings.backend!r}")
+        turns = [_checked_turn(m) for m in messages]
+        if not any(t["role"] == "user" for t in turns):
+            raise InputRejected("empty_message", detail="the messages hold no user message")
+        backend = self._backend_for(None, settings)
+        options = GenerationOptions(
+            max_tokens=max(1, min(settings.max_tokens, backend.context_window)),
+            temperature=settings.temperature,
+            seed=settings.seed,
+            stop=settings.stop,
+        )
+        return Completion(
+            backend.name, _model_of(backend), _clean_deltas(backend.stream_chat(turns, options))
+        )
+
     # -- the exchange -------------------------------------------------------
 
     def _respond(
@@ -284,7 +318,10 @@ class ChatService:
         A failure keeps what was written (as an interrupted reply) and is raised to the caller.
         """
         options = GenerationOptions(
-            max_tokens=prompt.max_tokens, temperature=settings.temperature, seed=settings.seed
+            max_tokens=prompt.max_tokens,
+            temperature=settings.temperature,
+            seed=settings.seed,
+            stop=settings.stop,
         )
         checkpoint = Checkpointer(self.repo, user_id, reply_id)
         parts: list[str] = [prefix] if prefix else []
@@ -316,6 +353,8 @@ class ChatService:
                                 prompt_tokens=delta.prompt_tokens,
                                 completion_tokens=delta.completion_tokens or 0,
                             )
+                        if delta.finish_reason:
+                            update = replace(update, finish_reason=delta.finish_reason)
                 finally:
                     close_stream(stream)  # releases a local model's lock at once on Stop
                 update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
@@ -478,6 +517,31 @@ def validate_message(text: str) -> str:
     if len(cleaned) > MAX_MESSAGE_CHARS:
         raise InputRejected("message_too_long", chars=len(cleaned), limit=MAX_MESSAGE_CHARS)
     return cleaned
+
+
+def _checked_turn(message: ChatMessage) -> ChatMessage:
+    role = message.get("role")
+    if role not in ("system", "user", "assistant"):
+        raise InputRejected(
+            "bad_role", detail=f"a message's role must be system, user or assistant, not {role!r}"
+        )
+    content = message.get("content")
+    if not isinstance(content, str):
+        raise InputRejected("bad_content", detail="a message's content must be text")
+    if role == "user":
+        return {"role": role, "content": validate_message(content)}
+    return {"role": role, "content": storable_text(strip_control_chars(content))}
+
+
+def _clean_deltas(stream: Iterator[Delta]) -> Iterator[Delta]:
+    """The backend's deltas with the characters that break storage and rendering removed."""
+    try:
+        for delta in stream:
+            if delta.text:
+                delta = replace(delta, text=storable_text(strip_control_chars(delta.text)))
+            yield delta
+    finally:
+        close_stream(stream)  # releases a local model's lock at once when the caller stops reading
 
 
 def fallback_title(text: str) -> str:

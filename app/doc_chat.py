@@ -19,12 +19,13 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app import language, prompts
 from app.checkpoint import Checkpointer
 from app.documents import Document, PageProgress
+from app.formats import with_section_names
 from app.injection import Finding, detect_in_pages, detect_injection, fence_document
 from app.registry import BackendRegistry
 from app.summarize import (
@@ -161,6 +162,7 @@ class DocumentService:
         def work() -> None:
             try:
                 result = run.execute()
+                result = replace(result, summary=with_section_names(doc, result.summary))
                 self.repo.checkpoint_message(
                     user_id,
                     reply_id,

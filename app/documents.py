@@ -85,6 +85,8 @@ class Document:
     pages: list[str]  # index 0 is page 1; "" for a page without text
     language: str | None
     warnings: list[str]
+    # The title of each "page" when the pages are a document's sections (.docx, .epub, ...; app/formats.py).
+    sections: tuple[str, ...] = ()
 
     @property
     def page_count(self) -> int:

@@ -157,6 +157,19 @@ class Handlers:
             self.app.repo.rename_conversation(user_id, conversation_id, title.strip()[:120])
         return gr.update(choices=self.conversation_choices(user_id), value=conversation_id or None)
 
+    def marked(self, conversation_id: str, request: gr.Request) -> bool:
+        """Whether the open conversation is marked for the training-data export."""
+        if not conversation_id:
+            return False
+        try:
+            return self.app.repo.get_conversation(self.user(request), conversation_id).marked
+        except NotFound:
+            return False
+
+    def set_marked(self, conversation_id: str, marked: bool, request: gr.Request) -> None:
+        if conversation_id:
+            self.app.repo.set_marked(self.user(request), conversation_id, bool(marked))
+
     def delete(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any, Any, Any]:
         """Chatbot, notice, current id, sidebar list."""
         user_id = self.user(request)

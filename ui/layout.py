@@ -11,7 +11,7 @@ from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
 from app.model_files import SUGGESTED_REPO
 from app.uploads import supported_suffixes
-from ui import api
+from ui import api, mcp_tools
 from ui.handlers import Handlers
 from ui.i18n import t
 
@@ -58,6 +58,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 confirm_delete = gr.Button(
                     t("sidebar.delete_confirm"), size="sm", variant="stop", visible=False
                 )
+                marked = gr.Checkbox(label=t("sidebar.mark"), value=False, elem_id="mark")
 
         with gr.Column(elem_id="main"):
             banner = gr.Markdown(handlers.banner(app.backends.default_name), elem_id="model-banner")
@@ -214,6 +215,8 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             [chatbot, notice, conversation_id, title_box, reply_language, backend],
             api_visibility="private",
         )
+        conversation_id.change(handlers.marked, [conversation_id], [marked], api_visibility="private")
+        marked.input(handlers.set_marked, [conversation_id, marked], None, api_visibility="private")
         new_chat.click(
             handlers.new_chat,
             None,
@@ -237,4 +240,5 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         download_model.click(handlers.download_model, [repo_id], model_outputs, api_visibility="private")
         dismiss.click(lambda: gr.update(open=False), None, [first_run_box], api_visibility="private")
         api.register(handlers)
+        mcp_tools.register(handlers)
     return demo
