@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from app import language
 from app.doc_chat import DocumentService
 from app.registry import BackendRegistry
+from app.titles import clean_model_title, excerpt_title, unique_title
 from backends.base import (
     MESSAGE_OVERHEAD_TOKENS,
     BackendError,
@@ -28,7 +29,6 @@ from storage.repo import ConversationRow, MessageRow, Repository, clean_text
 
 CHECKPOINT_INTERVAL_S = 0.5
 MAX_MESSAGE_CHARS = 100_000
-TITLE_MAX_CHARS = 60
 CONTINUE_PROMPT = (
     "Your previous answer was cut off. Continue it from exactly where it stopped, without repeating "
     "anything and without any preamble."
@@ -61,6 +61,9 @@ class ChatSettings:
     reply_language: str | None = None  # "auto", a code to pin, or None: the conversation's policy
     backend: str | None = None  # None: the conversation's, else the default
     seed: int | None = None
+    # False: the caller titles a new conversation itself (title_conversation), after the reply
+    # event has ended, so that making the title never holds up the user's next message.
+    auto_title: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class ChatUpdate:
     error: str | None = None
     title: str | None = None
     first_text: bool = False  # this update carries the reply's first text
+    truncated: bool = False  # the reply stopped at the max-tokens limit
 
     @property
     def done(self) -> bool:
@@ -142,7 +146,7 @@ class ChatService:
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
                 user_id,
-                title=fallback_title(text),
+                title=excerpt_title(text),
                 backend=backend.name,
                 model=_model_of(backend),
                 language=lang,
@@ -182,6 +186,8 @@ class ChatService:
         last_user = _last(rows, "user")
         if last_user is not None:
             self.repo.delete_messages_from(user_id, conversation_id, last_user.id)
+            if last_user.id == rows[0].id:  # the title quoted what is now gone; it is made again
+                self.repo.rename_conversation(user_id, conversation_id, excerpt_title(text))
         yield from self.send(user_id, conversation_id, text, settings)
 
     def continue_last(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
@@ -316,6 +322,8 @@ class ChatService:
                         update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
                         checkpoint.maybe(update.reply)
                         yield update
+                    if delta.finish_reason == "length":
+                        update = replace(update, truncated=True)
                     if delta.prompt_tokens is not None:
                         update = replace(
                             update,
@@ -343,11 +351,26 @@ class ChatService:
             if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
                 self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
         yield update
-        if not first_exchange:
+        if not (first_exchange and settings.auto_title):
             return
         title = self._maybe_title(user_id, base.conversation_id, backend, base.language, prompt.messages)
         if title:
             yield replace(update, title=title)
+
+    def title_conversation(self, user_id: int, conversation_id: str, settings: ChatSettings) -> str | None:
+        """Title a conversation whose first exchange has just ended; None when it is not that."""
+        state = self.repo.turn_state(user_id, conversation_id)
+        rows = state.messages
+        if len(rows) != 2 or rows[1].status != "complete":
+            return None
+        backend = self._backend_for(state.conversation, settings)
+        lang = state.conversation.language
+        turns = _turns(rows[:1])
+        try:
+            prompt = self._prompt(turns, state.documents, lang, backend, settings)
+        except BackendError:
+            prompt = _Prompt(messages=turns, dropped_turns=0, max_tokens=settings.max_tokens)
+        return self._maybe_title(user_id, conversation_id, backend, lang, prompt.messages)
 
     def _keep_partial(self, user_id: int, conversation_id: str, reply_id: int, text: str) -> None:
         if text:
@@ -469,10 +492,10 @@ class ChatService:
             except ContextOverflow:
                 continue  # the exchange filled the window: title it from an excerpt instead
             except BackendError:
-                return None
-        title = clean_title(raw)
-        if not title:
-            return None
+                break
+        title = clean_model_title(raw, language.title_prompt(lang)) or excerpt_title(rows[0].content)
+        created = self.repo.get_conversation(user_id, conversation_id).created_at
+        title = unique_title(self.repo, user_id, title, created, conversation_id)
         self.repo.rename_conversation(user_id, conversation_id, title)
         return title
 
@@ -494,24 +517,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def strip_control_chars(text: str) -> str:
     """Keep newlines and tabs; drop the control characters that break storage and rendering."""
     return _CONTROL.sub("", text)
-
-
-def fallback_title(text: str) -> str:
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    return first_line[:TITLE_MAX_CHARS].strip() or "New chat"
-
-
-def clean_title(raw: str) -> str:
-    line = next((ln for ln in strip_control_chars(raw).splitlines() if ln.strip()), "")
-    line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip(_TITLE_JUNK)
-    line = re.sub(r"^(title|titel|titre|titolo|título|शीर्षक|ชื่อเรื่อง)\s*[:：]\s*", "", line, flags=re.I)
-    line = line.strip(_TITLE_JUNK)
-    if len(line) > TITLE_MAX_CHARS:  # cut at a word, not inside one
-        line = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
-    return line.strip(_TITLE_JUNK)
-
-
-_TITLE_JUNK = " \"'“”«»*#`."
 
 
 def _system_text(custom: str, lang: str, context: str = "") -> str:

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from app import language
 from app.documents import Document
@@ -26,6 +27,7 @@ from app.summarize import (
     effective_context,
     make_plan,
 )
+from app.titles import excerpt_title, unique_title
 from backends.base import BackendError, ChatBackend
 from storage.repo import Repository
 
@@ -154,7 +156,11 @@ class DocumentService:
         self, user_id: int, doc: Document, conversation_id: str | None, backend: ChatBackend, lang: str
     ) -> str:
         cid = conversation_id or self.repo.create_conversation(
-            user_id, title=doc.filename[:60], backend=backend.name, model=backend.model, language=lang
+            user_id,
+            title=unique_title(self.repo, user_id, excerpt_title(doc.filename), datetime.now(UTC)),
+            backend=backend.name,
+            model=backend.model,
+            language=lang,
         )
         self.repo.get_conversation(user_id, cid)  # ownership, before anything is written
         self.repo.store_document(doc.sha256, doc.filename, doc.language or "", doc.pages)

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from app import exporting
 from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
 from app.core import App
 from app.documents import Document, DocumentError, extract_pdf
 from app.injection import detect_injection
-from app.language import ERROR_CODES, error_text
+from app.language import ERROR_CODES, LANGUAGE_NAMES, SUPPORTED, error_text
 from app.models import ModelSourceError, download_gguf, register_local_model
 from app.models import Progress as ModelProgress
 from app.throttle import throttled
-from storage.repo import MessageRow, NotFound
+from storage.repo import HIGHLIGHT, MessageRow, NotFound
 from ui.errors import user_error
 from ui.i18n import text
 from ui.identity import user_id_for
@@ -31,12 +33,86 @@ _PROGRESS = gr.Progress()
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
 
-def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
+# Export formats offered in the sidebar: (label, format for app.exporting.render).
+EXPORT_FORMATS = [("Markdown", "md"), ("JSON", "json")]
+SETTING_DEFAULTS: dict[str, Any] = {
+    "system_prompt": "",
+    "temperature": 0.7,
+    "max_tokens": 1024,
+    "reply_language": "auto",
+}
+
+
+def to_chatbot(rows: Sequence[MessageRow], lang: str = "en") -> Messages:
     return [
-        {"role": r.role, "content": escape_html(r.content)}
+        {"role": r.role, "content": stored_view(r, lang)}
         for r in rows
         if r.role in ("user", "assistant") and r.content
     ]
+
+
+def stored_view(row: MessageRow, lang: str) -> str:
+    """A stored message as shown: a reply carries its stats, and its time on hover."""
+    if row.role != "assistant":
+        return escape_html(row.content)
+    seconds = (row.updated_at - row.created_at).total_seconds()
+    tokens = row.completion_tokens or 0
+    stats = reply_stats(tokens, tokens / seconds if tokens and seconds > 0 else None, None, row.model or "")
+    marker = text("chat.stopped", lang) if row.status == "interrupted" else ""
+    return with_meta(escape_html(row.content), stats, f"{row.updated_at:%Y-%m-%d %H:%M} UTC", marker)
+
+
+def live_view(update: ChatUpdate, lang: str) -> str:
+    """The reply being written: a thinking sign before its first token, its stats once it ends."""
+    if not update.reply and not update.done:
+        return f'<span class="thinking">{escape_html(text("chat.thinking", lang))}</span>'
+    if not update.done:
+        return escape_html(update.reply)
+    tokens, seconds = update.completion_tokens, update.elapsed_s
+    rate = tokens / seconds if tokens and seconds else None
+    stats = reply_stats(update.completion_tokens, rate, update.ttft_s, update.model)
+    marker = text("chat.max_tokens_hit", lang) if update.truncated else ""
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    return with_meta(escape_html(update.reply), stats, when, marker)
+
+
+def reply_stats(tokens: int, rate: float | None, ttft_s: float | None, model: str) -> str:
+    parts = [f"{tokens} tokens"] if tokens else []
+    if rate:
+        parts.append(f"{rate:.1f} tok/s")
+    if ttft_s is not None:
+        parts.append(f"TTFT {ttft_s:.2f} s")
+    if model:
+        parts.append(model)
+    return " · ".join(parts)
+
+
+def with_meta(html: str, stats: str, when: str, marker: str = "") -> str:
+    """The reply, then a marker line (stopped, cut at max tokens) and a small stats line."""
+    lines = [html]
+    if marker:
+        lines.append(f'<span class="reply-marker">{escape_html(marker)}</span>')
+    lines.append(f'<span class="reply-meta" title="{escape_html(when)}">{escape_html(stats or when)}</span>')
+    return "\n\n".join(lines)
+
+
+def ui_language(request: gr.Request | None) -> str:
+    """The first of the browser's languages that the app speaks, for text built on the server."""
+    header = ""
+    if request is not None:
+        header = str((getattr(request, "headers", None) or {}).get("accept-language", ""))
+    for part in header.split(","):
+        code = part.split(";")[0].strip().lower().split("-")[0]
+        if code in SUPPORTED:
+            return code
+    return "en"
+
+
+def plain_snippet(snippet: str) -> str:
+    """A search snippet as plain text: no highlight markers, no line breaks."""
+    for marker in set(HIGHLIGHT):
+        snippet = snippet.replace(marker, "")
+    return " ".join(snippet.split())
 
 
 def message_text(message: Any) -> str:
@@ -110,41 +186,46 @@ class Handlers:
         user_id = self.user(request)
         return gr.update(choices=self.conversation_choices(user_id), value=current or None)
 
-    def search(self, query: str, request: gr.Request) -> Any:
+    def search(self, query: str, request: gr.Request) -> tuple[Any, str]:
+        """Sidebar list and status line: matching conversations with a plain-text snippet each."""
         user_id = self.user(request)
         if not query.strip():
-            return gr.update(choices=self.conversation_choices(user_id), value=None)
+            return gr.update(choices=self.conversation_choices(user_id), value=None), ""
         seen: dict[str, str] = {}
         for hit in self.app.repo.search(user_id, query, limit=50):
-            seen.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}"[:120])
-        return gr.update(choices=[(label, cid) for cid, label in seen.items()], value=None)
+            seen.setdefault(hit.conversation_id, f"{hit.title} — {plain_snippet(hit.snippet)}"[:120])
+        status = "" if seen else text("sidebar.no_results", ui_language(request))
+        return gr.update(choices=[(label, cid) for cid, label in seen.items()], value=None), status
 
     def open_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """Chatbot, notice, id, rename box, reply-language pin and backend of the picked conversation."""
+        """Chatbot, notice, id, rename box, reply-language pin, backend; closes a delete confirmation."""
+        closed = (gr.update(visible=False), "")
         if not conversation_id:
-            return (gr.skip(),) * 6
+            return (*(gr.skip(),) * 6, *closed)
         user_id = self.user(request)
+        lang = ui_language(request)
         try:
             conversation = self.app.repo.get_conversation(user_id, conversation_id)
         except NotFound:
-            return [], text("errors.not_found"), "", "", gr.skip(), gr.skip()
+            return [], text("errors.not_found", lang), "", "", gr.skip(), gr.skip(), *closed
         rows = self.app.repo.messages(user_id, conversation_id)
         notice = ""
         if rows and rows[-1].role == "assistant" and rows[-1].status == "interrupted":
-            notice = text("chat.interrupted_offer", _ui_lang(conversation.language))
+            notice = text("chat.interrupted_offer", lang)
         backend = conversation.backend if conversation.backend in self.app.backends.names else gr.skip()
         return (
-            to_chatbot(rows),
+            to_chatbot(rows, lang),
             notice,
             conversation_id,
             conversation.title,
             conversation.reply_language,
             backend,
+            *closed,
         )
 
-    def new_chat(self) -> tuple[Any, Any, Any, Any, Any]:
-        """Chatbot, notice, current id, sidebar selection, edit mode."""
-        return [], "", "", gr.update(value=None), False
+    def new_chat(self) -> tuple[Any, ...]:
+        """Chatbot, notice, current id, sidebar selection, edit mode; closes a delete confirmation."""
+        return [], "", "", gr.update(value=None), False, gr.update(visible=False), ""
 
     def rename(self, conversation_id: str, title: str, request: gr.Request) -> Any:
         user_id = self.user(request)
@@ -152,12 +233,91 @@ class Handlers:
             self.app.repo.rename_conversation(user_id, conversation_id, title.strip()[:120])
         return gr.update(choices=self.conversation_choices(user_id), value=conversation_id or None)
 
-    def delete(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any, Any, Any]:
-        """Chatbot, notice, current id, sidebar list."""
+    def ask_delete(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any, str]:
+        """Confirmation panel, the title it names, and the id it is bound to."""
+        if not conversation_id:
+            return gr.update(visible=False), "", ""
+        try:
+            title = self.app.repo.get_conversation(self.user(request), conversation_id).title
+        except NotFound:
+            return gr.update(visible=False), "", ""
+        return gr.update(visible=True), f"**{escape_html(title or 'New chat')}**", conversation_id
+
+    def delete(self, pending: str, current: str, request: gr.Request) -> tuple[Any, ...]:
+        """Delete the conversation the confirmation named, whatever is selected now.
+
+        Chatbot, notice, current id, sidebar list, confirmation panel, pending id.
+        """
         user_id = self.user(request)
-        if conversation_id:
-            self.app.repo.delete_conversation(user_id, conversation_id)
-        return [], "", "", gr.update(choices=self.conversation_choices(user_id), value=None)
+        closed = (gr.update(visible=False), "")
+        if not pending:
+            return (*(gr.skip(),) * 4, *closed)
+        with suppress(NotFound):  # already gone: the list below shows that
+            self.app.repo.delete_conversation(user_id, pending)
+        choices = self.conversation_choices(user_id)
+        if pending != current:  # another conversation is open: it stays open
+            return gr.skip(), gr.skip(), current, gr.update(choices=choices, value=current or None), *closed
+        return [], "", "", gr.update(choices=choices, value=None), *closed
+
+    # -- export and import ------------------------------------------------------
+
+    def export(self, conversation_id: str, fmt: str, request: gr.Request) -> str | None:
+        """A file to download: the open conversation as Markdown or JSON."""
+        if not conversation_id:
+            raise user_error(text("sidebar.export_nothing", ui_language(request)))
+        user_id = self.user(request)
+        row = self.app.repo.get_conversation(user_id, conversation_id)
+        body = exporting.render(row, self.app.repo.messages(user_id, conversation_id), fmt)
+        folder = Path(tempfile.mkdtemp(prefix="llamadesk-export-"))
+        target = folder / f"{_file_stem(row.title)}.{'json' if fmt == 'json' else 'md'}"
+        target.write_text(body, encoding="utf-8")
+        return str(target)
+
+    def import_conversation(self, file: Any, request: gr.Request) -> tuple[Any, ...]:
+        """Chatbot, notice, id, sidebar, rename box: the imported conversation, opened."""
+        user_id = self.user(request)
+        lang = ui_language(request)
+        path = uploaded_path(file)
+        try:
+            raw = Path(path or "").read_text(encoding="utf-8")
+            cid = exporting.import_conversation(self.app.repo, user_id, raw)
+        except (OSError, UnicodeDecodeError, exporting.ImportRejected) as exc:
+            return gr.skip(), f"⚠️ {text('sidebar.import_failed', lang)}: {exc}", *(gr.skip(),) * 3
+        row = self.app.repo.get_conversation(user_id, cid)
+        sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
+        return to_chatbot(self.app.repo.messages(user_id, cid), lang), "", cid, sidebar, row.title
+
+    # -- preferences --------------------------------------------------------------
+
+    def restore_preferences(self, prefs: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Settings from the browser's last visit; the first-run panel stays away once dismissed."""
+        prefs = prefs or {}
+        values = [prefs.get(key, default) for key, default in SETTING_DEFAULTS.items()]
+        kept = bool(prefs.get("keep_demo"))
+        hidden = gr.update(visible=False) if kept else gr.skip()
+        return (*values, hidden, hidden)
+
+    def save_preferences(
+        self,
+        prefs: dict[str, Any] | None,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        request: gr.Request,
+    ) -> tuple[dict[str, Any], str]:
+        """The browser's stored preferences, and a line saying which settings now shape replies."""
+        saved = {
+            **(prefs or {}),
+            "system_prompt": system_prompt or "",
+            "temperature": float(temperature),
+            "max_tokens": int(max_tokens),
+            "reply_language": reply_language or "auto",
+        }
+        return saved, settings_effect(saved, ui_language(request))
+
+    def keep_demo(self, prefs: dict[str, Any] | None) -> tuple[dict[str, Any], Any, Any]:
+        return {**(prefs or {}), "keep_demo": True}, gr.update(visible=False), gr.update(visible=False)
 
     # -- documents ------------------------------------------------------------
 
@@ -225,6 +385,7 @@ class Handlers:
             conversation_id=conversation_id or None,
         )
         plan = ""
+        before = {cid for _, cid in self.conversation_choices(user_id)}
         with closing(stream):
             for event in stream:
                 plan = event.text if event.kind == "plan" else plan
@@ -234,12 +395,19 @@ class Handlers:
                 if event.outcome is None:
                     status = progress_markdown(plan, event.done, event.total, event.text)
                     reply = {"role": "assistant", "content": status}
+                    sidebar: Any = gr.skip()
+                    if not conversation_id:  # the run's new conversation is listed as soon as it exists
+                        choices = self.conversation_choices(user_id)
+                        created = [cid for _, cid in choices if cid not in before]
+                        if created:
+                            conversation_id = created[0]
+                            sidebar = gr.update(choices=choices, value=conversation_id)
                     yield (
                         {"text": "", "files": []},
                         [*shown, reply],
                         warning,
                         conversation_id,
-                        gr.skip(),
+                        sidebar,
                         False,
                     )
                     continue
@@ -277,6 +445,7 @@ class Handlers:
                 )
             return
         settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        lang = ui_language(request)
         history = list(history or [])
         if editing and conversation_id:
             while history and history[-1].get("role") == "assistant":
@@ -287,7 +456,7 @@ class Handlers:
         else:
             stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
         history.append({"role": "user", "content": escape_html(content)})
-        yield from self._run(user_id, stream, history, conversation_id, message)
+        yield from self._run(user_id, stream, history, conversation_id, message, lang)
 
     def regenerate(
         self,
@@ -332,7 +501,8 @@ class Handlers:
         # The pane shows everything before the reply being (re)written.
         while rows and rows[-1].role == "assistant":
             rows.pop()
-        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None)
+        lang = ui_language(request)
+        yield from self._run(user_id, stream, to_chatbot(rows, lang), conversation_id, None, lang)
 
     def edit_last(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any]:
         """Put the last user message back in the box; the next send replaces it."""
@@ -352,6 +522,7 @@ class Handlers:
         history: Messages,
         conversation_id: str,
         message: Any,
+        lang: str = "en",
     ) -> Iterator[ChatOutputs]:
         """Drive one exchange. Stop closes this generator, and so the service's, which saves the partial."""
         shown = [*history, {"role": "assistant", "content": ""}]
@@ -360,7 +531,7 @@ class Handlers:
             with closing(stream):
                 first = True
                 for update in throttled(stream, urgent=lambda u: u.urgent):
-                    shown[-1] = {"role": "assistant", "content": escape_html(update.reply)}
+                    shown[-1] = {"role": "assistant", "content": live_view(update, lang)}
                     sidebar = gr.skip()
                     if first or update.done:
                         sidebar = gr.update(
@@ -378,10 +549,36 @@ class Handlers:
                     )
                     first = False
         except InputRejected as exc:  # raised before the first update, so the chat pane is unchanged
-            notice = error_text("en", exc.code) if exc.code in ERROR_CODES else str(exc)
+            notice = error_text(lang, exc.code) if exc.code in ERROR_CODES else str(exc)
             yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
         except NotFound:
-            yield keep_box, [], text("errors.not_found"), "", gr.skip(), False
+            yield keep_box, [], text("errors.not_found", lang), "", gr.skip(), False
+
+    def title(
+        self,
+        conversation_id: str,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        backend: str | None,
+        request: gr.Request,
+    ) -> Any:
+        """Sidebar list once a new conversation has its title (run after the reply's event ended)."""
+        if not conversation_id:
+            return gr.skip()
+        user_id = self.user(request)
+        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        try:
+            if self.app.chat.title_conversation(user_id, conversation_id, settings) is None:
+                return gr.skip()
+        except NotFound:
+            return gr.skip()
+        return gr.update(choices=self.conversation_choices(user_id), value=conversation_id)
+
+    def stopped(self, conversation_id: str, request: gr.Request) -> str:
+        """The notice after Stop: the reply is kept as it is, and Continue can finish it."""
+        return text("chat.stopped_offer", ui_language(request))
 
 
 def backend_label(row: dict[str, object]) -> str:
@@ -436,6 +633,22 @@ def write_markdown(doc: Document, summary: str) -> str:
     return str(target)
 
 
+def settings_effect(prefs: dict[str, Any], lang: str) -> str:
+    """What the user changed from the defaults that the next reply follows, in one line."""
+    parts = []
+    pinned = prefs.get("reply_language") or "auto"
+    if pinned in LANGUAGE_NAMES:
+        parts.append(text("settings.effect_language", lang, language=LANGUAGE_NAMES[pinned][1]))
+    if str(prefs.get("system_prompt") or "").strip():
+        parts.append(text("settings.effect_system_prompt", lang))
+    return " · ".join(parts)
+
+
+def _file_stem(title: str) -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in title.strip())[:60].strip("-")
+    return stem or "conversation"
+
+
 def _notice(update: ChatUpdate) -> str:
     parts = []
     if update.error:
@@ -454,6 +667,7 @@ def _settings(
         max_tokens=int(max_tokens),
         reply_language=reply_language or None,
         backend=backend or None,
+        auto_title=False,  # the page titles a new conversation in an event of its own
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import gradio as gr
 
@@ -13,7 +14,16 @@ from app.language import SUPPORTED
 
 @cache
 def translations() -> dict[str, dict[str, str]]:
-    folder = resources.files("assets") / "i18n"
+    return _tables(resources.files("assets") / "i18n")
+
+
+@cache
+def gradio_translations() -> dict[str, dict[str, str]]:
+    """Gradio's own words (its footer panel) for the languages Gradio ships none for."""
+    return _tables(resources.files("assets") / "i18n" / "gradio")
+
+
+def _tables(folder: Traversable) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for lang in SUPPORTED:
         file = folder / f"{lang}.json"
@@ -24,7 +34,8 @@ def translations() -> dict[str, dict[str, str]]:
 
 @cache
 def i18n() -> gr.I18n:
-    return gr.I18n(**translations())
+    extra = gradio_translations()
+    return gr.I18n(**{lang: {**extra.get(lang, {}), **table} for lang, table in translations().items()})
 
 
 def t(key: str) -> gr.i18n.I18nData:

@@ -1,0 +1,303 @@
+"""The browser experience of a new user, one check per defect found in a two-hour session.
+
+One server with a deterministic scripted backend serves the whole module; each test opens its
+own page and makes its own conversations, so the tests do not depend on each other's order.
+The real model runs the full path in test_journey.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from app.core import App
+from backends.scripted import ScriptedBackend
+from tests.conftest import make_app
+from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
+from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, send, user_texts
+from tests.ui.conftest import Served, serving, wait_until
+
+pytestmark = pytest.mark.browser
+
+I18N = Path(__file__).resolve().parents[2] / "assets" / "i18n"
+# 120 words at 40 ms: a reply lasts about 5 s, long enough to act while it streams.
+WORDS = " ".join(f"word{i:03d}" for i in range(120))
+DELAY_S = 0.04
+SIDEBAR_ENTRY = '#conversations label:has(input[value="{}"])'
+
+
+def tr(lang: str) -> dict[str, str]:
+    return dict(json.loads((I18N / f"{lang}.json").read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def backend() -> ScriptedBackend:
+    return ScriptedBackend(reply=WORDS, delay_s=DELAY_S)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, backend: ScriptedBackend) -> Iterator[Served]:
+    db = tmp_path_factory.mktemp("experience") / "llamadesk.db"
+    app = make_app(f"sqlite:///{db}", backend)
+    try:
+        with serving(app) as running:
+            yield running
+    finally:
+        app.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_reply(backend: ScriptedBackend) -> None:
+    backend.reply, backend.delay_s = WORDS, DELAY_S
+
+
+@pytest.fixture
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def new_page(browser: Browser, locale: str = "en-US", width: int = 1400, height: int = 900) -> Page:
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    context.route(EXTERNAL, lambda route: route.abort())
+    return context.new_page()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    page = new_page(chromium)
+    yield page
+    page.context.close()
+
+
+def seed(app: App, title: str, words: str = "hello there") -> str:
+    user = app.local_user_id()
+    cid = app.repo.create_conversation(user, title=title, backend="scripted", language="en")
+    app.repo.add_message(user, cid, "user", words)
+    app.repo.add_message(user, cid, "assistant", f"About {words}.")
+    return cid
+
+
+def entry(page: Page, cid: str) -> Locator:
+    return page.locator(SIDEBAR_ENTRY.format(cid))
+
+
+def pick(page: Page, cid: str) -> None:
+    entry(page, cid).click()
+    expect(page.locator('#chatbot [data-testid="bot"]').first).to_be_visible()
+
+
+def idle(page: Page) -> None:
+    page.wait_for_function(CHATBOT_IDLE)
+
+
+def conversation_ids(app: App) -> set[str]:
+    return {row.id for row in app.repo.list_conversations(app.local_user_id())}
+
+
+def inside(inner: dict[str, float] | None, outer: dict[str, float] | None) -> bool:
+    assert inner and outer
+    return (
+        inner["x"] >= outer["x"] - 1
+        and inner["y"] >= outer["y"] - 1
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 1
+    )
+
+
+# -- 1. Delete ------------------------------------------------------------------------------
+
+
+def test_delete_names_its_conversation_and_is_bound_to_it(page: Page, served: Served, shots: Path) -> None:
+    app = served.app
+    alpha, beta = seed(app, "Alpha trip plans"), seed(app, "Beta bread recipes")
+    open_app(page, served.url)
+    confirm = page.locator("#delete-confirm")
+
+    # Delete sits in the sidebar itself, not inside the closed Rename panel.
+    expect(page.locator("#delete")).to_be_visible()
+    assert page.locator("#rename-panel #delete").count() == 0
+
+    pick(page, alpha)
+    page.locator("#delete").click()
+    expect(confirm).to_be_visible()
+    expect(page.locator("#delete-target")).to_have_text("Alpha trip plans")
+    expect(confirm.locator("#delete-no")).to_be_visible()
+    page.screenshot(path=str(shots / "delete-confirm.png"))
+    assert inside(confirm.bounding_box(), page.locator("#sidebar").bounding_box())
+
+    # Picking another conversation withdraws the question instead of retargeting it.
+    pick(page, beta)
+    expect(confirm).to_be_hidden()
+
+    # Cancel deletes nothing.
+    page.locator("#delete").click()
+    expect(page.locator("#delete-target")).to_have_text("Beta bread recipes")
+    page.locator("#delete-no").click()
+    expect(confirm).to_be_hidden()
+    assert {alpha, beta} <= conversation_ids(app)
+
+    # Confirming deletes the named conversation, and only it.
+    page.locator("#delete").click()
+    page.locator("#delete-yes").click()
+    expect(entry(page, beta)).to_have_count(0)
+    expect(confirm).to_be_hidden()
+    ids = conversation_ids(app)
+    assert beta not in ids and alpha in ids
+
+
+def test_new_chat_also_withdraws_a_pending_delete(page: Page, served: Served) -> None:
+    cid = seed(served.app, "Gamma garden notes")
+    open_app(page, served.url)
+    pick(page, cid)
+    page.locator("#delete").click()
+    expect(page.locator("#delete-confirm")).to_be_visible()
+    page.keyboard.press("Control+Shift+O")
+    expect(page.locator("#delete-confirm")).to_be_hidden()
+    assert cid in conversation_ids(served.app)
+
+
+# -- 2. Titles ---------------------------------------------------------------------------------
+
+
+def test_titles_never_echo_the_instruction_and_are_told_apart(
+    page: Page, served: Served, backend: ScriptedBackend
+) -> None:
+    # A model that answers the title question by repeating it, as SmolLM2 did in German.
+    backend.reply, backend.delay_s = "Gib diesem Gespräch einen kurzen Titel auf Deutsch: höchstens", 0.0
+    question = "Wie pflege ich Basilikum auf der Fensterbank während eines langen dunklen Winters?"
+    open_app(page, served.url)
+    titles = []
+    for _ in range(2):
+        before = conversation_ids(served.app)
+        send(page, question)
+        wait_until(lambda b=before: len(conversation_ids(served.app) - b) == 1, 60, "a new conversation")
+        (cid,) = conversation_ids(served.app) - before
+        label = entry(page, cid)
+        expect(label).to_contain_text("…")
+        idle(page)
+        titles.append(label.inner_text().strip())
+        page.locator("#new-chat").click()
+        expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+
+    for title in titles:
+        assert "Titel" not in title and "Gespräch" not in title, title
+        assert title.startswith("Wie pflege ich Basilikum") and title.endswith(("…", ")")) and "…" in title
+        assert " Winte…" not in title  # never cut inside a word
+    assert titles[0] != titles[1], titles
+
+
+# -- 5. Progress and errors -----------------------------------------------------------------------
+
+
+def test_progress_stays_off_the_sidebar_while_a_reply_streams(page: Page, served: Served, shots: Path) -> None:
+    seed(served.app, "Delta sidebar check")
+    open_app(page, served.url)
+    send(page, "Stream something long.")
+    page.wait_for_function(f"() => ({LAST_BOT_TEXT})().split(' ').length >= 5")
+    tracker = page.locator('#conversations [data-testid="status-tracker"]')
+    sidebar_busy = tracker.evaluate_all(
+        "(els) => els.some((e) => !e.classList.contains('hide') && e.getBoundingClientRect().height > 4)"
+    )
+    page.screenshot(path=str(shots / "streaming-sidebar.png"))
+    assert not sidebar_busy, "a progress overlay covers the conversation list"
+    expect(page.locator("#conversations label").first).to_be_visible()
+    page.locator("#stop").click()
+    idle(page)
+
+
+def test_a_bad_upload_is_reported_once_and_the_sidebar_stays(
+    page: Page, served: Served, shots: Path, tmp_path: Path
+) -> None:
+    seed(served.app, "Epsilon error check")
+    not_pdf = tmp_path / "notes.pdf"
+    not_pdf.write_text("just some text, not a PDF at all")
+    open_app(page, served.url)
+    page.get_by_role("tab", name="Summarize a PDF").click()
+    page.locator("#pdf input[type=file]").set_input_files(str(not_pdf))
+    page.locator("#summarize").click()
+    message = tr("en")["documents.not_pdf"]
+    expect(page.get_by_text(message).first).to_be_visible()
+    page.screenshot(path=str(shots / "bad-upload.png"))
+    shown = page.evaluate(
+        "(m) => document.body.innerText.split(m).length - 1",
+        message,
+    )
+    assert shown == 1, f"the error is shown {shown} times"
+    expect(page.locator("#conversations label").first).to_be_visible()
+    assert page.locator("#sidebar").get_by_text("Error", exact=True).count() == 0
+
+
+# -- 6. The chatbot's trash icon ---------------------------------------------------------------------
+
+
+def test_the_trash_icon_starts_a_new_chat(page: Page, served: Served, backend: ScriptedBackend) -> None:
+    backend.reply, backend.delay_s = "Noted.", 0.0
+    open_app(page, served.url)
+    before = conversation_ids(served.app)
+    send(page, "Remember the secret word: pelican.")
+    expect(page.locator('#chatbot [data-testid="bot"]')).to_contain_text("Noted.")
+    idle(page)
+    page.locator("#chatbot").hover()
+    page.locator("#chatbot").get_by_role("button", name="Clear").click()
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+
+    send(page, "What was the secret word?")
+    expect(page.locator('#chatbot [data-testid="bot"]')).to_contain_text("Noted.")
+    idle(page)
+    created = conversation_ids(served.app) - before
+    assert len(created) == 2, "the message after the trash icon went into the cleared conversation"
+    assert all("pelican" not in m["content"] for m in backend.requests[-1])
+    page.reload()
+    page.locator("#message textarea").wait_for(state="visible")
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+
+
+# -- 7. Input while busy --------------------------------------------------------------------------
+
+
+def test_a_message_sent_while_a_reply_streams_waits_visibly_and_goes_next(page: Page, served: Served) -> None:
+    open_app(page, served.url)
+    before = conversation_ids(served.app)
+    send(page, "First question, please.")
+    page.wait_for_function(f"() => ({LAST_BOT_TEXT})().split(' ').length >= 3")
+    send(page, "Second question, please.")
+    expect(page.locator("#queued-note")).to_be_visible()
+    expect(page.locator("#message textarea")).to_have_value("Second question, please.")
+
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(2, timeout=DEFAULT_TIMEOUT_MS)
+    assert user_texts(page) == ["First question, please.", "Second question, please."]
+    expect(page.locator("#queued-note")).to_be_hidden()
+    idle(page)
+    (cid,) = conversation_ids(served.app) - before
+    stored = [m.content for m in served.app.repo.messages(served.app.local_user_id(), cid) if m.role == "user"]
+    assert stored == ["First question, please.", "Second question, please."]
+
+
+# -- 8. Italian and the footer's settings panel ---------------------------------------------------------
+
+
+def test_an_italian_browser_gets_the_italian_interface(chromium: Browser, served: Served, shots: Path) -> None:
+    it = tr("it")
+    page = new_page(chromium, locale="it-IT")
+    try:
+        open_app(page, served.url)
+        expect(page.locator("#new-chat")).to_have_text(it["sidebar.new_chat"])
+        expect(page.locator("#message textarea")).to_have_attribute("placeholder", it["chat.placeholder"])
+        expect(page.locator("#stop")).to_have_text(it["chat.stop"])
+        expect(page.get_by_role("tab", name=it["summarize.title"])).to_be_visible()
+        page.screenshot(path=str(shots / "italian.png"))
+
+        page.locator("footer").get_by_text("Impostazioni").click()
+        panel = page.locator(".api-docs-wrap, [role=dialog]").filter(has_text="Italiano").first
+        expect(panel).to_be_visible()
+        page.screenshot(path=str(shots / "italian-settings.png"))
+        assert page.get_by_text("Progressive Web App is not enabled", exact=False).filter(
+            visible=True
+        ).count() == 0, "developer text shows in the settings panel"
+        assert page.get_by_text("Screen Studio", exact=False).filter(visible=True).count() == 0
+    finally:
+        page.context.close()
