@@ -13,6 +13,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 
 from app import language
+from app.continuation import ContinuationJoiner
 from app.doc_chat import DocumentService
 from app.registry import BackendRegistry
 from app.titles import clean_model_title, excerpt_title, unique_title
@@ -308,15 +309,20 @@ class ChatService:
         )
         checkpoint = _Checkpointer(self.repo, user_id, reply_id)
         parts: list[str] = [prefix] if prefix else []
+        # A continued reply: new text is joined on without a restart, a repeat or a missing space.
+        joiner = ContinuationJoiner(prefix) if prefix else None
         update = base
         finished = False
         try:
             stream = backend.stream_chat(prompt.messages, options)
             try:
                 for delta in stream:
-                    if delta.text:
-                        # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
-                        parts.append(clean_text(strip_control_chars(delta.text)))
+                    # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
+                    piece = clean_text(strip_control_chars(delta.text)) if delta.text else ""
+                    if joiner is not None and piece:
+                        piece = joiner.feed(piece)
+                    if piece:
+                        parts.append(piece)
                         first = update.ttft_s is None
                         ttft = time.monotonic() - started if first else update.ttft_s
                         update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
@@ -332,6 +338,9 @@ class ChatService:
                         )
             finally:
                 close_stream(stream)  # releases a local model's lock at once on Stop
+            if joiner is not None and (rest := joiner.flush()):
+                parts.append(rest)
+                update = replace(update, reply="".join(parts))
             update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
             self.repo.checkpoint_message(
                 user_id,

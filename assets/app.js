@@ -1,4 +1,5 @@
 async () => {
+  window.llamadeskShortcuts = true;
   // Keyboard shortcuts, a hint for a message sent while a reply is still being written, and
   // the interface languages that Gradio itself does not ship (Italian): picked from the
   // browser's languages and offered in the footer's language picker.

@@ -333,7 +333,7 @@ class Handlers:
     ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
         """Plan + progress text, summary, download, conversation id, sidebar."""
         user_id = self.user(request)
-        doc = load_document(uploaded_path(file), password)
+        doc = load_document(uploaded_path(file), password, ui_language(request))
         warning = injection_warning(doc)
         stream = self.app.documents.summarize_stream(
             user_id,
@@ -590,16 +590,16 @@ def backend_label(row: dict[str, object]) -> str:
     return f"{dot} {row['name']} · {row['model'] or row['kind']} · {context}"
 
 
-def load_document(path: str | None, password: str | None) -> Document:
-    """Extract a PDF for the UI; failures become a gr.Error in the user's words."""
+def load_document(path: str | None, password: str | None, lang: str = "en") -> Document:
+    """Extract a PDF for the UI; a failure becomes one gr.Error, said once in the user's words."""
     if not path:
-        raise user_error(text("summarize.upload"))
+        raise user_error(text("summarize.upload", lang))
     try:
         return extract_pdf(Path(path), filename=Path(path).name, password=password or None)
     except DocumentError as exc:
-        raise user_error(f"{text('documents.' + exc.code)} ({exc})") from exc
+        raise user_error(text("documents." + exc.code, lang)) from exc
     except OSError as exc:
-        raise user_error(text("documents.not_pdf")) from exc
+        raise user_error(text("documents.not_pdf", lang)) from exc
 
 
 def uploaded_path(file: Any) -> str | None:

@@ -69,7 +69,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 )
                 rename = gr.Button(t("sidebar.rename"), size="sm", elem_id="rename")
             delete = gr.Button(t("sidebar.delete"), size="sm", variant="stop", elem_id="delete")
-            with gr.Group(visible=False, elem_id="delete-confirm") as confirm_group:
+            with gr.Column(visible=False, elem_id="delete-confirm") as confirm_group:
                 gr.Markdown(t("sidebar.delete_confirm"))
                 delete_target = gr.Markdown("", elem_id="delete-target")
                 with gr.Row():

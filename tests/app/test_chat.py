@@ -282,8 +282,6 @@ def test_a_full_window_still_gets_a_title_from_an_excerpt(db_url: str) -> None:
     app.close()
 
 
-
-
 def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
     backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(60)), delay_s=0.001)
     app = make_app(db_url, backend)

@@ -170,22 +170,23 @@ def test_titles_never_echo_the_instruction_and_are_told_apart(
     backend.reply, backend.delay_s = "Gib diesem Gespräch einen kurzen Titel auf Deutsch: höchstens", 0.0
     question = "Wie pflege ich Basilikum auf der Fensterbank während eines langen dunklen Winters?"
     open_app(page, served.url)
-    titles = []
+    created = []
     for _ in range(2):
         before = conversation_ids(served.app)
         send(page, question)
         wait_until(lambda b=before: len(conversation_ids(served.app) - b) == 1, 60, "a new conversation")
-        (cid,) = conversation_ids(served.app) - before
-        label = entry(page, cid)
-        expect(label).to_contain_text("…")
+        created += list(conversation_ids(served.app) - before)
+        expect(entry(page, created[-1])).to_contain_text("…")
         idle(page)
-        titles.append(label.inner_text().strip())
         page.locator("#new-chat").click()
         expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
 
+    # The second conversation is told apart by its time once its title is made.
+    expect(entry(page, created[1])).to_contain_text(" · ")
+    titles = [entry(page, cid).inner_text().strip() for cid in created]
     for title in titles:
         assert "Titel" not in title and "Gespräch" not in title, title
-        assert title.startswith("Wie pflege ich Basilikum") and title.endswith(("…", ")")) and "…" in title
+        assert title.startswith("Wie pflege ich Basilikum") and "…" in title
         assert " Winte…" not in title  # never cut inside a word
     assert titles[0] != titles[1], titles
 
@@ -193,7 +194,9 @@ def test_titles_never_echo_the_instruction_and_are_told_apart(
 # -- 5. Progress and errors -----------------------------------------------------------------------
 
 
-def test_progress_stays_off_the_sidebar_while_a_reply_streams(page: Page, served: Served, shots: Path) -> None:
+def test_progress_stays_off_the_sidebar_while_a_reply_streams(
+    page: Page, served: Served, shots: Path
+) -> None:
     seed(served.app, "Delta sidebar check")
     open_app(page, served.url)
     send(page, "Stream something long.")
@@ -273,14 +276,18 @@ def test_a_message_sent_while_a_reply_streams_waits_visibly_and_goes_next(page: 
     expect(page.locator("#queued-note")).to_be_hidden()
     idle(page)
     (cid,) = conversation_ids(served.app) - before
-    stored = [m.content for m in served.app.repo.messages(served.app.local_user_id(), cid) if m.role == "user"]
+    stored = [
+        m.content for m in served.app.repo.messages(served.app.local_user_id(), cid) if m.role == "user"
+    ]
     assert stored == ["First question, please.", "Second question, please."]
 
 
 # -- 8. Italian and the footer's settings panel ---------------------------------------------------------
 
 
-def test_an_italian_browser_gets_the_italian_interface(chromium: Browser, served: Served, shots: Path) -> None:
+def test_an_italian_browser_gets_the_italian_interface(
+    chromium: Browser, served: Served, shots: Path
+) -> None:
     it = tr("it")
     page = new_page(chromium, locale="it-IT")
     try:
@@ -295,9 +302,81 @@ def test_an_italian_browser_gets_the_italian_interface(chromium: Browser, served
         panel = page.locator(".api-docs-wrap, [role=dialog]").filter(has_text="Italiano").first
         expect(panel).to_be_visible()
         page.screenshot(path=str(shots / "italian-settings.png"))
-        assert page.get_by_text("Progressive Web App is not enabled", exact=False).filter(
-            visible=True
-        ).count() == 0, "developer text shows in the settings panel"
+        assert (
+            page.get_by_text("Progressive Web App is not enabled", exact=False).filter(visible=True).count()
+            == 0
+        ), "developer text shows in the settings panel"
         assert page.get_by_text("Screen Studio", exact=False).filter(visible=True).count() == 0
     finally:
         page.context.close()
+
+
+# -- Minor items that need no real model ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(1400, 900), (390, 844)])
+def test_the_message_box_is_on_the_first_screen(
+    chromium: Browser, served: Served, size: tuple[int, int]
+) -> None:
+    page = new_page(chromium, width=size[0], height=size[1])
+    try:
+        open_app(page, served.url)
+        box = page.locator("#message textarea").bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= size[1], f"{size}: box at {box}"
+    finally:
+        page.context.close()
+
+
+def test_settings_persist_and_visibly_shape_the_reply(
+    page: Page, served: Served, backend: ScriptedBackend
+) -> None:
+    backend.reply, backend.delay_s = "Gern.", 0.0
+    open_app(page, served.url)
+    page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+    page.locator("#system-prompt textarea").fill("Always answer like a pirate.")
+    page.locator("#system-prompt textarea").blur()
+    page.locator("#reply-language input").click()
+    page.get_by_role("option", name="Deutsch (de)").click()
+    expect(page.locator("#settings-effect")).to_contain_text("Replies in Deutsch")
+    expect(page.locator("#settings-effect")).to_contain_text(tr("en")["settings.effect_system_prompt"])
+
+    page.reload()
+    page.locator("#message textarea").wait_for(state="visible")
+    page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+    expect(page.locator("#system-prompt textarea")).to_have_value("Always answer like a pirate.")
+    expect(page.locator("#reply-language input")).to_have_value("Deutsch (de)")
+
+    send(page, "Tell me about the weather.")
+    expect(page.locator('#chatbot [data-testid="bot"]')).to_contain_text("Gern.")
+    idle(page)
+    system = next(m for m in backend.requests[-1] if m["role"] == "system")["content"]
+    assert "Always answer like a pirate." in system and "Deutsch" in system
+
+
+def test_a_json_export_imports_back_as_a_new_conversation(page: Page, served: Served, tmp_path: Path) -> None:
+    exported = {
+        "title": "Imported lighthouse chat",
+        "language": "en",
+        "messages": [
+            {"role": "user", "content": "Who kept the lighthouse?", "status": "complete"},
+            {"role": "assistant", "content": "A keeper who lived beside it.", "status": "complete"},
+        ],
+    }
+    good = tmp_path / "chat.json"
+    good.write_text(json.dumps(exported), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    open_app(page, served.url)
+    before = conversation_ids(served.app)
+    page.locator("#export-panel").get_by_text("Export", exact=True).first.click()
+
+    page.locator("#import input[type=file]").set_input_files(str(bad))
+    expect(page.locator("#notice")).to_contain_text(tr("en")["sidebar.import_failed"])
+    assert conversation_ids(served.app) == before
+
+    page.locator("#import input[type=file]").set_input_files(str(good))
+    expect(page.locator("#conversations")).to_contain_text("Imported lighthouse chat")
+    expect(page.locator('#chatbot [data-testid="bot"]')).to_contain_text("A keeper who lived beside it.")
+    (cid,) = conversation_ids(served.app) - before
+    rows = served.app.repo.messages(served.app.local_user_id(), cid)
+    assert [(r.role, r.content) for r in rows] == [(m["role"], m["content"]) for m in exported["messages"]]
