@@ -54,5 +54,13 @@ async () => {
   const wanted = (navigator.languages || [navigator.language])
     .map((tag) => tag.toLowerCase().split("-")[0])
     .find((code) => OURS.includes(code));
-  if (wanted && !known.has(wanted)) core.changeLocale(wanted);
+  if (wanted && !known.has(wanted)) {
+    core.changeLocale(wanted);
+    // A tab takes its label when it is shown: show each once so that every label is translated.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const tabs = [...document.querySelectorAll('[role="tab"]')];
+    const selected = tabs.find((tab) => tab.getAttribute("aria-selected") === "true");
+    for (const tab of tabs) if (tab !== selected) tab.click();
+    selected?.click();
+  }
 }

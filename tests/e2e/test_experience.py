@@ -299,14 +299,17 @@ def test_an_italian_browser_gets_the_italian_interface(
         page.screenshot(path=str(shots / "italian.png"))
 
         page.locator("footer").get_by_text("Impostazioni").click()
-        panel = page.locator(".api-docs-wrap, [role=dialog]").filter(has_text="Italiano").first
+        panel = page.get_by_role("dialog")
         expect(panel).to_be_visible()
+        expect(panel.locator("input").first).to_have_value("Italiano")  # the picker offers Italian
+        expect(panel.get_by_text("Lingua", exact=True)).to_be_visible()
         page.screenshot(path=str(shots / "italian-settings.png"))
         assert (
             page.get_by_text("Progressive Web App is not enabled", exact=False).filter(visible=True).count()
             == 0
         ), "developer text shows in the settings panel"
         assert page.get_by_text("Screen Studio", exact=False).filter(visible=True).count() == 0
+        assert panel.get_by_text("Light", exact=False).filter(visible=True).count() == 0  # Gradio's English
     finally:
         page.context.close()
 
@@ -353,6 +356,11 @@ def test_settings_persist_and_visibly_shape_the_reply(
     assert "Always answer like a pirate." in system and "Deutsch" in system
 
 
+def upload(page: Page, file: Path) -> None:
+    # Gradio 6 leaves the UploadButton's elem_id off its button; its file input is the panel's only one.
+    page.locator("#export-panel input[type=file]").set_input_files(str(file))
+
+
 def test_a_json_export_imports_back_as_a_new_conversation(page: Page, served: Served, tmp_path: Path) -> None:
     exported = {
         "title": "Imported lighthouse chat",
@@ -370,11 +378,11 @@ def test_a_json_export_imports_back_as_a_new_conversation(page: Page, served: Se
     before = conversation_ids(served.app)
     page.locator("#export-panel").get_by_text("Export", exact=True).first.click()
 
-    page.locator("#import input[type=file]").set_input_files(str(bad))
+    upload(page, bad)
     expect(page.locator("#notice")).to_contain_text(tr("en")["sidebar.import_failed"])
     assert conversation_ids(served.app) == before
 
-    page.locator("#import input[type=file]").set_input_files(str(good))
+    upload(page, good)
     expect(page.locator("#conversations")).to_contain_text("Imported lighthouse chat")
     expect(page.locator('#chatbot [data-testid="bot"]')).to_contain_text("A keeper who lived beside it.")
     (cid,) = conversation_ids(served.app) - before
