@@ -641,6 +641,8 @@ def settings_effect(prefs: dict[str, Any], lang: str) -> str:
         parts.append(text("settings.effect_language", lang, language=LANGUAGE_NAMES[pinned][1]))
     if str(prefs.get("system_prompt") or "").strip():
         parts.append(text("settings.effect_system_prompt", lang))
+    if int(prefs.get("max_tokens") or 0) != SETTING_DEFAULTS["max_tokens"]:
+        parts.append(text("settings.effect_max_tokens", lang, n=int(prefs["max_tokens"])))
     return " · ".join(parts)
 
 

@@ -85,6 +85,8 @@ class Journey:
         field.fill(str(tokens))
         field.press("Enter")
         expect(slider).to_have_value(str(tokens))
+        effect = self.tr["settings.effect_max_tokens"].format(n=tokens)
+        expect(self.page.locator("#settings-effect")).to_contain_text(effect)  # saved and in force
 
 
 @pytest.fixture(scope="module")
