@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from app import language
 from app.continuation import ContinuationJoiner
 from app.doc_chat import DocumentService
+from app.heartbeat import Heartbeat
 from app.registry import BackendRegistry
 from app.titles import clean_model_title, excerpt_title, unique_title
 from backends.base import (
@@ -24,6 +25,7 @@ from backends.base import (
     ChatMessage,
     ContextOverflow,
     GenerationOptions,
+    ModelFileError,
     close_stream,
 )
 from storage.repo import ConversationRow, MessageRow, Repository, clean_text
@@ -124,10 +126,17 @@ class _Checkpointer:
 
 
 class ChatService:
-    def __init__(self, repo: Repository, backends: BackendRegistry, documents: DocumentService) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        backends: BackendRegistry,
+        documents: DocumentService,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.repo = repo
         self.backends = backends
         self.documents = documents
+        self.heartbeat = heartbeat or Heartbeat(repo)
 
     # -- public entry points ------------------------------------------------
 
@@ -137,12 +146,12 @@ class ChatService:
         documents: list[str] = []
         if conversation_id:
             state = self.repo.turn_state(user_id, conversation_id)
-            backend = self._backend_for(state.conversation, settings)
+            backend = self._ready(self._backend_for(state.conversation, settings))
             turns = _turns(state.messages)
             documents = state.documents
             lang = self._reply_language(user_id, state.conversation, text, settings)
         else:
-            backend = self._backend_for(None, settings)
+            backend = self._ready(self._backend_for(None, settings))
             # Created with its language settled: every write saved is time to the first token.
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
@@ -313,52 +322,53 @@ class ChatService:
         joiner = ContinuationJoiner(prefix) if prefix else None
         update = base
         finished = False
-        try:
-            stream = backend.stream_chat(prompt.messages, options)
+        with self.heartbeat.alive(reply_id):
             try:
-                for delta in stream:
-                    # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
-                    piece = clean_text(strip_control_chars(delta.text)) if delta.text else ""
-                    if joiner is not None and piece:
-                        piece = joiner.feed(piece)
-                    if piece:
-                        parts.append(piece)
-                        first = update.ttft_s is None
-                        ttft = time.monotonic() - started if first else update.ttft_s
-                        update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
-                        checkpoint.maybe(update.reply)
-                        yield update
-                    if delta.finish_reason == "length":
-                        update = replace(update, truncated=True)
-                    if delta.prompt_tokens is not None:
-                        update = replace(
-                            update,
-                            prompt_tokens=delta.prompt_tokens,
-                            completion_tokens=delta.completion_tokens or 0,
-                        )
+                stream = backend.stream_chat(prompt.messages, options)
+                try:
+                    for delta in stream:
+                        # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
+                        piece = clean_text(strip_control_chars(delta.text)) if delta.text else ""
+                        if joiner is not None and piece:
+                            piece = joiner.feed(piece)
+                        if piece:
+                            parts.append(piece)
+                            first = update.ttft_s is None
+                            ttft = time.monotonic() - started if first else update.ttft_s
+                            update = replace(update, reply="".join(parts), ttft_s=ttft, first_text=first)
+                            checkpoint.maybe(update.reply)
+                            yield update
+                        if delta.finish_reason == "length":
+                            update = replace(update, truncated=True)
+                        if delta.prompt_tokens is not None:
+                            update = replace(
+                                update,
+                                prompt_tokens=delta.prompt_tokens,
+                                completion_tokens=delta.completion_tokens or 0,
+                            )
+                finally:
+                    close_stream(stream)  # releases a local model's lock at once on Stop
+                if joiner is not None and (rest := joiner.flush()):
+                    parts.append(rest)
+                    update = replace(update, reply="".join(parts))
+                update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
+                self.repo.checkpoint_message(
+                    user_id,
+                    reply_id,
+                    update.reply,
+                    status="complete",
+                    prompt_tokens=update.prompt_tokens,
+                    completion_tokens=update.completion_tokens,
+                )
+                finished = True
+            except BackendError as exc:
+                finished = True
+                self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
+                yield self._failed(replace(update, reply="".join(parts)), exc, base.language, started)
+                return
             finally:
-                close_stream(stream)  # releases a local model's lock at once on Stop
-            if joiner is not None and (rest := joiner.flush()):
-                parts.append(rest)
-                update = replace(update, reply="".join(parts))
-            update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
-            self.repo.checkpoint_message(
-                user_id,
-                reply_id,
-                update.reply,
-                status="complete",
-                prompt_tokens=update.prompt_tokens,
-                completion_tokens=update.completion_tokens,
-            )
-            finished = True
-        except BackendError as exc:
-            finished = True
-            self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
-            yield self._failed(replace(update, reply="".join(parts)), exc, base.language, started)
-            return
-        finally:
-            if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
-                self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
+                if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
+                    self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
         yield update
         if not (first_exchange and settings.auto_title):
             return
@@ -380,6 +390,7 @@ class ChatService:
         except BackendError:
             prompt = _Prompt(messages=turns, dropped_turns=0, max_tokens=settings.max_tokens)
         return self._maybe_title(user_id, conversation_id, backend, lang, prompt.messages)
+
 
     def _keep_partial(self, user_id: int, conversation_id: str, reply_id: int, text: str) -> None:
         if text:
@@ -440,6 +451,19 @@ class ChatService:
         )
 
     # -- helpers ------------------------------------------------------------
+
+    @staticmethod
+    def _ready(backend: ChatBackend) -> ChatBackend:
+        """Load the model before anything is stored: a model file that cannot load is bad input,
+        and raises ModelFileError with nothing written. A server that cannot be reached right now
+        is reported by the reply instead, and the stored message waits for a retry."""
+        try:
+            _ = backend.context_window
+        except ModelFileError:
+            raise
+        except BackendError:
+            pass
+        return backend
 
     def _backend_for(self, conversation: ConversationRow | None, settings: ChatSettings) -> ChatBackend:
         name = settings.backend

@@ -37,6 +37,14 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says what to fix."""
 
+    code = "bad_input"
+
+
+class UnknownBackend(ConfigError):
+    """A backend name that is not configured (any more); the message names the configured ones."""
+
+    code = "unknown_backend"
+
 
 @dataclass(frozen=True)
 class BackendSpec:
@@ -68,7 +76,7 @@ class Settings:
             if spec.name == wanted:
                 return spec
         names = ", ".join(s.name for s in self.backends)
-        raise ConfigError(f"unknown backend {wanted!r}; configured: {names}")
+        raise UnknownBackend(f"unknown backend {wanted!r}; configured: {names}")
 
 
 def config_dir() -> Path:

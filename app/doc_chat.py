@@ -66,9 +66,8 @@ class DocumentService:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def summary_language(self, setting: str, doc: Document) -> str:
-        if setting and setting != "auto":
-            return language.normalize_code(setting) or "en"
-        return doc.language or "en"
+        chosen = language.language_setting(setting or "auto")
+        return (doc.language or "en") if chosen == "auto" else chosen
 
     def plan(self, doc: Document, backend_name: str | None = None) -> Plan:
         return make_plan(doc, self.backends.get(backend_name))

@@ -523,16 +523,30 @@ def _short_turn_language(analysis: _Analysis, previous: str) -> str:
     return analysis.lang if analysis.lang and lead >= SWITCH_MARGIN else previous
 
 
+class LanguageRejected(ValueError):
+    """A language setting that is neither "auto" nor a supported language."""
+
+    code = "unsupported_language"
+
+
+def language_setting(value: str) -> str:
+    """ "auto", or the supported code that ``value`` names; the one check for every entry point."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    code = normalize_code(value)
+    if code is None:
+        raise LanguageRejected(f"unsupported language {value!r}; use auto or one of {', '.join(SUPPORTED)}")
+    return code
+
+
 def resolve_reply_language(setting: str, message: str, previous: str | None) -> str:
     """The reply language: the pinned one, or with "auto" the message's, else the conversation's, else en.
 
-    Raises ValueError for a setting that is neither "auto" nor a supported language.
+    Raises LanguageRejected for a setting that is neither "auto" nor a supported language.
     """
-    if setting.strip().lower() == "auto":
+    pinned = language_setting(setting)
+    if pinned == "auto":
         return detect(message, previous) or normalize_code(previous) or "en"
-    pinned = normalize_code(setting)
-    if pinned is None:
-        raise ValueError(f"unsupported language {setting!r}; use 'auto' or one of {', '.join(SUPPORTED)}")
     return pinned
 
 

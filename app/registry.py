@@ -43,7 +43,8 @@ class BackendRegistry:
         return self.settings.default_backend
 
     def get(self, name: str | None = None) -> ChatBackend:
-        spec = self.settings.backend(name if name in self.names else None)
+        """The backend called ``name`` (None: the default); raises UnknownBackend for any other name."""
+        spec = self.settings.backend(name)
         with self._lock:
             backend = self._backends.get(spec.name)
             if backend is None:

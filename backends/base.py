@@ -79,6 +79,12 @@ class BackendUnavailable(BackendError):
     code = "backend_unavailable"
 
 
+class ModelFileError(BackendUnavailable):
+    """The model file exists but cannot be loaded (corrupt, truncated, not a model): bad input."""
+
+    code = "bad_model"
+
+
 class BackendTimeout(BackendUnavailable):
     """The backend did not answer in time."""
 

@@ -8,6 +8,7 @@ over Ray. The launcher waits for /health, then prints the URL to give to
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib.util
 import shlex
 import shutil
@@ -30,10 +31,19 @@ INSTALL_HINT = "vLLM is not installed here. On the GPU node: pip install 'llamad
 PROGRESS_EVERY_S = 30.0
 POLL_EVERY_S = 2.0
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_BACKEND_FAILED = 3
-EXIT_CANCELLED = 130
+
+class Outcome(enum.Enum):
+    """How a launch ended; the command line turns it into its exit code."""
+
+    STOPPED = "stopped"  # vLLM ran and exited cleanly
+    NOT_INSTALLED = "not installed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class LaunchArgumentError(ValueError):
+    """A flag of `serve-vllm` is wrong; the message names it."""
+
 
 # Every flag build_command may emit; each was checked against the `vllm serve`
 # CLI reference (EngineArgs and the OpenAI frontend args).
@@ -109,11 +119,11 @@ def health_url(host: str, port: int) -> str:
 
 def launch(
     spec: LaunchSpec, *, wait_s: float = 1800, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    """Run vLLM in front of the user; returns the CLI exit code."""
+) -> Outcome:
+    """Run vLLM in front of the user until it stops."""
     if not vllm_installed():
         print(INSTALL_HINT, file=err or sys.stderr)
-        return EXIT_BAD_INPUT
+        return Outcome.NOT_INSTALLED
     return run_server(
         build_command(spec),
         health_url(spec.host, spec.port),
@@ -132,7 +142,7 @@ def run_server(
     wait_s: float = 1800,
     out: TextIO | None = None,
     err: TextIO | None = None,
-) -> int:
+) -> Outcome:
     """Start `cmd`, wait until `health` answers 200, then wait for the server to end.
 
     The server runs in its own session so a terminal Ctrl-C reaches it once,
@@ -145,15 +155,15 @@ def run_server(
         proc = subprocess.Popen(list(cmd), start_new_session=True)
     except OSError as exc:
         print(f"cannot start {cmd[0]}: {exc}", file=err)
-        return EXIT_BACKEND_FAILED
+        return Outcome.FAILED
     cancelled = threading.Event()
     previous = _forward_signals(proc, cancelled)
     try:
         if not _wait_healthy(proc, health, wait_s, out, err, cancelled):
-            return EXIT_CANCELLED if cancelled.is_set() else EXIT_BACKEND_FAILED
+            return Outcome.CANCELLED if cancelled.is_set() else Outcome.FAILED
         print(f"Ready: llamadesk serve --vllm-url {url}", file=out, flush=True)
         code = proc.wait()
-        return _exit_code(code, cancelled.is_set(), err)
+        return _outcome(code, cancelled.is_set(), err)
     finally:
         _stop(proc)
         _restore_signals(previous)
@@ -195,13 +205,13 @@ def _answers(client: httpx.Client, url: str) -> bool:
         return False
 
 
-def _exit_code(code: int, cancelled: bool, err: TextIO) -> int:
+def _outcome(code: int, cancelled: bool, err: TextIO) -> Outcome:
     if cancelled:
-        return EXIT_CANCELLED
+        return Outcome.CANCELLED
     if code == 0:
-        return EXIT_OK
+        return Outcome.STOPPED
     print(f"vLLM exited with code {code}", file=err)
-    return EXIT_BACKEND_FAILED
+    return Outcome.FAILED
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
@@ -240,10 +250,10 @@ def _restore_signals(previous: dict[int, _Handler]) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad flags end with one line on stderr and exit code 2, as the CLI contract says."""
+    """A bad flag raises, so the command line reports it like any other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message}\n")
+        raise LaunchArgumentError(f"{self.prog}: {message}")
 
 
 def _positive_int(text: str) -> int:
@@ -307,20 +317,3 @@ def parse_spec(argv: Sequence[str]) -> tuple[LaunchSpec, argparse.Namespace]:
         extra_args=tuple(extra),
     )
     return spec, args
-
-
-def main(argv: list[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    try:
-        spec, args = parse_spec(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    if args.dry_run:
-        print(shlex.join(build_command(spec)), file=out)
-        return EXIT_OK
-    return launch(spec, wait_s=args.wait_s, out=out, err=err)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

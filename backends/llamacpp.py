@@ -8,7 +8,9 @@ request at a time. Generations run on the model's own thread (see _ComputeThread
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import logging
 import os
 import queue
 import re
@@ -28,6 +30,7 @@ from backends.base import (
     Delta,
     GenerationOptions,
     Health,
+    ModelFileError,
 )
 
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -40,6 +43,27 @@ RAM_KV_SHARE = 0.5
 GGML_TYPE_F16 = 1
 GGML_TYPE_Q8_0 = 8
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+# llama.cpp's own log goes here, and reaches stderr only when the user asks for it (--debug).
+ENGINE_LOG = logging.getLogger("llamadesk.llamacpp")
+# ggml log levels (ggml.h); 5 continues the previous line.
+_GGML_LOG_LEVELS = {
+    0: logging.CRITICAL,
+    1: logging.INFO,
+    2: logging.WARNING,
+    3: logging.ERROR,
+    4: logging.DEBUG,
+}
+_GGML_LOG_CONT = 5
+# Chat formats llama.cpp knows for architectures whose GGUF may lack a template.
+ARCHITECTURE_CHAT_FORMATS = {
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "qwen2": "chatml",
+    "qwen3": "chatml",
+}
+# For any other model without a template: the most widespread format today, and said so to the user.
+FALLBACK_CHAT_FORMAT = "chatml"
 
 
 def embedded_model_path() -> Path:
@@ -167,16 +191,17 @@ class _ComputeThread:
     """
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._name = name
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._running: set[threading.Event] = set()  # the cancel flags of queued and running jobs
 
     def stream(self, produce: Callable[[], Iterator[Delta]]) -> Iterator[Delta]:
         """Run ``produce()`` on the compute thread and relay its items; closing stops it within a token."""
         out: queue.SimpleQueue[object] = queue.SimpleQueue()
         cancelled = threading.Event()
-        self._submit(lambda: _relay(produce, out, cancelled))
+        self._submit(lambda: _relay(produce, out, cancelled), cancelled)
         try:
             while True:
                 item = out.get()
@@ -188,16 +213,52 @@ class _ComputeThread:
         finally:
             cancelled.set()
 
-    def _submit(self, job: Callable[[], None]) -> None:
+    def _submit(self, job: Callable[[], None], cancelled: threading.Event) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-        self._jobs.put(job)
+            self._running.add(cancelled)
+
+        def tracked() -> None:
+            try:
+                job()
+            finally:
+                with self._start_lock:
+                    self._running.discard(cancelled)
+
+        self._jobs.put(tracked)
 
     def _run(self) -> None:
-        while True:
-            self._jobs.get()()
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def stop(self) -> None:
+        """Cancel every job and wait until the thread has ended: only then may the model be freed."""
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+            for cancelled in self._running:
+                cancelled.set()
+        if thread is None:
+            return
+        self._jobs.put(None)
+        _join_through_interrupts(thread)
+
+
+def _join_through_interrupts(thread: threading.Thread) -> None:
+    """Wait for ``thread`` even across Ctrl-C; a second Ctrl-C is raised again once it has ended.
+
+    Freeing a model while its thread is inside llama_decode crashes the process (SIGSEGV).
+    """
+    interrupted = False
+    while True:
+        try:
+            thread.join()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _relay(
@@ -247,7 +308,7 @@ class LlamaCppBackend(ChatBackend):
         self._seed = seed
         self._compute = _ComputeThread(f"llama.cpp {name}")
         self._llm: Any = None
-        self._formatter: Any = None
+        self._chat_format: ChatFormat | None = None
         self._plan: ContextPlan | None = None
         self._load_lock = threading.Lock()
 
@@ -260,18 +321,20 @@ class LlamaCppBackend(ChatBackend):
     def _model(self) -> Any:
         with self._load_lock:
             if self._llm is None:
-                self._llm = self._load()
+                llm = self._load()
                 # Compiling the template takes milliseconds; every request counts its prompt with it.
-                self._formatter = self._llm.chat_handler or _template_formatter(self._llm)
+                self._chat_format = choose_chat_format(llm, self.model_path.name)
+                self._llm = llm
             return self._llm
 
     def _load(self) -> Any:
         from llama_cpp import Llama
 
+        _route_engine_log()
         try:
-            probe = Llama(model_path=str(self.model_path), vocab_only=True, verbose=False)
+            probe = Llama(model_path=str(self.model_path), vocab_only=True, verbose=_engine_verbose())
         except (ValueError, RuntimeError, OSError) as exc:
-            raise BackendUnavailable(f"cannot read the model file {self.model_path}: {exc}") from exc
+            raise ModelFileError(f"{self.model_path} is not a model llama.cpp can read: {exc}") from exc
         shape = model_shape(dict(probe.metadata))
         probe.close()
         plan = plan_context(shape, self.model_path.stat().st_size, available_ram_bytes(), self._flash_attn)
@@ -283,7 +346,7 @@ class LlamaCppBackend(ChatBackend):
             llm = self._try_load(Llama, plan, flash_attn=False)
             self._flash_attn = False
         if llm is None:
-            raise BackendUnavailable(f"cannot load the model {self.model_path}")
+            raise ModelFileError(f"cannot load the model {self.model_path}")
         self._plan = plan
         return llm
 
@@ -299,12 +362,14 @@ class LlamaCppBackend(ChatBackend):
                 type_k=plan.type_kv,
                 type_v=plan.type_kv,
                 seed=self._seed,
-                verbose=False,
+                verbose=_engine_verbose(),
             )
         except (ValueError, RuntimeError) as exc:
             if flash_attn:
                 return None
-            raise BackendUnavailable(f"cannot load the model {self.model_path}: {exc}") from exc
+            raise ModelFileError(
+                f"cannot load the model {self.model_path} (a damaged file, or too large for memory): {exc}"
+            ) from exc
 
     # -- contract ----------------------------------------------------------
 
@@ -334,11 +399,8 @@ class LlamaCppBackend(ChatBackend):
     def _format(self, messages: Sequence[ChatMessage]) -> str:
         """The prompt exactly as the GGUF's chat template renders it."""
         self._model()
-        handler = self._formatter
-        if handler is None:
-            return "".join(m["content"] for m in messages)
-        result = handler(messages=list(messages))
-        return str(result.prompt)
+        assert self._chat_format is not None  # set with the model
+        return str(self._chat_format.formatter(messages=list(messages)).prompt)
 
     def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
         llm = self._model()
@@ -413,21 +475,104 @@ class LlamaCppBackend(ChatBackend):
         }
         if plan:
             extra["context_reason"] = plan.reason
+        if self._chat_format is not None:
+            extra["chat_format"] = self._chat_format.source
+            if self._chat_format.warning:
+                extra["warning"] = self._chat_format.warning
         return BackendInfo(**{**base.__dict__, "extra": extra})
 
     def close(self) -> None:
+        """Stop any generation, wait for the compute thread, then free the model (in that order)."""
         with self._load_lock:
-            if self._llm is not None:
-                self._llm.close()
-                self._llm = None
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            _abort_decoding(llm)
+        try:
+            self._compute.stop()
+        finally:
+            if llm is not None:
+                llm.close()
 
 
-def _template_formatter(llm: Any) -> Any:
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+@dataclass(frozen=True)
+class ChatFormat:
+    """How messages become the prompt: the same formatter counts tokens and generates."""
+
+    formatter: Callable[..., Any]
+    source: str  # "gguf template", or the llama.cpp format chosen and why
+    warning: str = ""
+
+
+def choose_chat_format(llm: Any, model_name: str) -> ChatFormat:
+    """The GGUF's own template; without one, the format its architecture implies, or ChatML and a warning.
+
+    llama-cpp-python would otherwise fall back to the Llama-2 format in silence, and models that
+    were not trained on it echo its [INST] and <<SYS>> tags.
+    """
+    from llama_cpp import llama_chat_format
 
     template = llm.metadata.get("tokenizer.chat_template")
-    if not template:
-        return None
-    eos = llm.detokenize([llm.token_eos()]).decode("utf-8", "replace")
-    bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "replace")
-    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+    if template:
+        eos = llm.detokenize([llm.token_eos()]).decode("utf-8", "replace")
+        bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "replace")
+        formatter = llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        # llama-cpp-python built its handler from the same template; counting and generation agree.
+        return ChatFormat(formatter, "gguf template")
+    architecture = str(llm.metadata.get("general.architecture", "unknown"))
+    name = ARCHITECTURE_CHAT_FORMATS.get(architecture)
+    warning = ""
+    source = f"{name} (no template in the GGUF; known for {architecture})"
+    if name is None:
+        name = FALLBACK_CHAT_FORMAT
+        source = f"{name} (no template in the GGUF; guessed)"
+        warning = (
+            f"{model_name} has no chat template, and its architecture ({architecture}) does not tell "
+            f"the format: using {name}, which may not suit this model. Prefer a GGUF with a chat template."
+        )
+    llm.chat_handler = None
+    llm.chat_format = name
+    return ChatFormat(getattr(llama_chat_format, f"format_{name}"), source, warning)
+
+
+# A decode checks this flag between graph nodes; it is installed only to stop a model being closed.
+@ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p)
+def _abort_now(_data: int | None) -> bool:
+    return True
+
+
+def _abort_decoding(llm: Any) -> None:
+    """Make llama.cpp give up the decode it is running at its next step (the next batch of a prefill)."""
+    import llama_cpp
+
+    ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
+    if ctx is not None:
+        # Two pointer stores that the compute thread reads when its next graph starts.
+        llama_cpp.llama_set_abort_callback(ctx, _abort_now, None)
+
+
+_engine_log_callback: Any = None
+
+
+def _route_engine_log() -> None:
+    """Send llama.cpp's log to ENGINE_LOG instead of stderr (once per process)."""
+    global _engine_log_callback
+    if _engine_log_callback is not None:
+        return
+    import llama_cpp
+
+    last_level = [logging.DEBUG]
+
+    def forward(level: int, text: bytes, _data: int | None) -> None:
+        if level != _GGML_LOG_CONT:
+            last_level[0] = _GGML_LOG_LEVELS.get(level, logging.DEBUG)
+        # Even its warnings are for debugging: the app reports what the user must know itself.
+        if _engine_verbose():
+            ENGINE_LOG.log(last_level[0], text.decode("utf-8", "replace").rstrip("\n"))
+
+    _engine_log_callback = llama_cpp.llama_log_callback(forward)  # kept: C holds only the pointer
+    llama_cpp.llama_log_set(_engine_log_callback, ctypes.c_void_p(0))
+
+
+def _engine_verbose() -> bool:
+    """llama-cpp-python's own chatter (and its fd-level silencing) follows the same switch."""
+    return ENGINE_LOG.isEnabledFor(logging.DEBUG)

@@ -53,6 +53,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 class NotFound(Exception):
     """The id does not exist, or belongs to another user (deliberately indistinguishable)."""
 
+    code = "not_found"
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationRow:
@@ -371,11 +373,21 @@ class Repository:
             _bump_conversation(s, user_id, cid, utcnow())
             return deleted
 
-    def mark_streaming_interrupted(self, *, stale_after: float | None = None) -> int:
-        """At startup, mark replies that were streaming when the app died as interrupted.
+    def touch_streaming(self, message_ids: Sequence[int]) -> None:
+        """The heartbeat of replies still streaming: their writer is alive (see app/heartbeat.py)."""
+        stmt = (
+            update(Message)
+            .where(Message.id.in_(message_ids), Message.status == "streaming")
+            .values(updated_at=utcnow())
+        )
+        with self.db.session() as s:
+            _execute(s, stmt)
 
-        Replicas sharing one PostgreSQL database must pass ``stale_after`` (seconds since the last
-        checkpoint), or a starting replica would mark its peers' live streams as interrupted.
+    def mark_streaming_interrupted(self, *, stale_after: float | None = None) -> int:
+        """Mark replies that were streaming when their writer died as interrupted.
+
+        Any process sharing the database must pass ``stale_after`` (seconds since the last checkpoint
+        or heartbeat), or it would mark the live streams of a server or replica as interrupted.
         """
         stmt = update(Message).where(Message.status == "streaming")
         if stale_after is not None:

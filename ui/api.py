@@ -12,6 +12,7 @@ from gradio.data_classes import FileData
 
 from app import exporting
 from app.chat import ChatSettings, InputRejected
+from app.language import LanguageRejected, language_setting
 from app.throttle import throttled
 from backends.base import BackendError
 from storage.repo import NotFound
@@ -63,11 +64,16 @@ def register(handlers: Handlers) -> None:
             "messages": [{"role": m.role, "content": m.content, "status": m.status} for m in messages],
         }
 
-    def summarize(file: FileData, language: str, request: gr.Request) -> Iterator[str]:
-        """Summarize a PDF ("auto" or a language code); streams progress, ends with the summary."""
+    def summarize(file: FileData, language: str, request: gr.Request, password: str = "") -> Iterator[str]:
+        """Summarize a PDF ("auto" or a language code; the password of an encrypted PDF);
+        streams progress, ends with the summary."""
         user_id = handlers.user(request)
-        doc = load_document(uploaded_path(file), None)
-        stream = app.documents.summarize_stream(user_id, doc, language_setting=language or "auto")
+        try:
+            lang = language_setting(language or "auto")
+        except LanguageRejected as exc:
+            raise user_error(str(exc)) from exc
+        doc = load_document(uploaded_path(file), password or None)
+        stream = app.documents.summarize_stream(user_id, doc, language_setting=lang)
         plan = ""
         with closing(stream):
             for event in stream:

@@ -14,6 +14,7 @@ import gradio as gr
 
 from app import exporting
 from app.chat import ChatSettings, ChatUpdate, InputRejected, Updates
+from app.config import UnknownBackend
 from app.core import App
 from app.documents import Document, DocumentError, extract_pdf
 from app.injection import detect_injection
@@ -21,6 +22,7 @@ from app.language import ERROR_CODES, LANGUAGE_NAMES, SUPPORTED, error_text
 from app.models import ModelSourceError, download_gguf, register_local_model
 from app.models import Progress as ModelProgress
 from app.throttle import throttled
+from backends.base import BackendError
 from storage.repo import HIGHLIGHT, MessageRow, NotFound
 from ui.errors import user_error
 from ui.i18n import text
@@ -144,6 +146,8 @@ class Handlers:
         line = backend_label(row)
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
+        if row.get("warning"):  # e.g. a GGUF without a chat template
+            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -550,6 +554,9 @@ class Handlers:
                     first = False
         except InputRejected as exc:  # raised before the first update, so the chat pane is unchanged
             notice = error_text(lang, exc.code) if exc.code in ERROR_CODES else str(exc)
+            yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
+        except (BackendError, UnknownBackend) as exc:  # before anything was stored: the text stays in the box
+            notice = error_text("en", exc.code, detail=str(exc)) if exc.code in ERROR_CODES else str(exc)
             yield keep_box, gr.skip(), f"⚠️ {notice}", conversation_id, gr.skip(), gr.skip()
         except NotFound:
             yield keep_box, [], text("errors.not_found", lang), "", gr.skip(), False

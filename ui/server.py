@@ -14,6 +14,7 @@ import gradio as gr
 from app.config import LOOPBACK_HOSTS, Settings
 from app.core import App
 from ui import layout
+from ui.exit_codes import ExitCode
 from ui.i18n import i18n
 
 QUEUE_MAX_SIZE = 512
@@ -37,7 +38,6 @@ STATUS_UPDATE_S = 1.0
 # Gradio runs at most max_threads events at once (40 by default), and a streaming chat holds
 # one for its whole reply: without room for every remote chat, the 41st would wait.
 MAX_THREADS = layout.CHAT_LIMIT + 16
-EXIT_BAD_INPUT = 2
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,6 @@ class ServeOptions:
     insecure_no_auth: bool = False
     open_browser: bool = False
     window: bool = False
-    backend: str | None = None
 
 
 class ExposureRefused(ValueError):
@@ -168,12 +167,12 @@ def serve(settings: Settings, options: ServeOptions) -> int:
         check_exposure(options)
     except ExposureRefused as exc:
         print(f"llamadesk: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     app = App.open(settings)
     if options.auth and not any(app.repo.password_hash(u) for u in app.repo.list_users()):
         print("llamadesk: --auth needs at least one account: llamadesk users add NAME", file=sys.stderr)
         app.close()
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     _load_default_model(app)
     if app.recovered_replies:
         print(
@@ -186,4 +185,4 @@ def serve(settings: Settings, options: ServeOptions) -> int:
         pass
     finally:
         app.close()
-    return 0
+    return ExitCode.OK

@@ -19,13 +19,20 @@ from backends.launcher import (
     DEFAULT_MODEL,
     INSTALL_HINT,
     LaunchSpec,
+    Outcome,
     build_command,
     health_url,
     launch,
-    main,
     run_server,
     vllm_installed,
 )
+from ui.cli import main
+
+
+def serve_vllm(argv: list[str]) -> int:
+    """`llamadesk serve-vllm ARGS`, in process."""
+    return main(["serve-vllm", *argv])
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,8 +93,7 @@ def test_every_emitted_flag_is_allowed(spec: LaunchSpec) -> None:
     assert flags(build_command(spec)) <= ALLOWED_FLAGS
 
 
-def test_dry_run_prints_the_shell_quoted_command() -> None:
-    out = io.StringIO()
+def test_dry_run_prints_the_shell_quoted_command(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "--pipeline-parallel-size",
         "2",
@@ -100,26 +106,26 @@ def test_dry_run_prints_the_shell_quoted_command() -> None:
         "--gpu-memory-utilization",
         "0.95",
     ]
-    assert main(argv, out=out) == 0
-    printed = out.getvalue().strip()
+    assert serve_vllm(argv) == 0
+    printed = capsys.readouterr().out.strip()
     assert "\n" not in printed
     assert shlex.split(printed) == [*TWO_NODES, "--gpu-memory-utilization", "0.95"]
 
 
 def test_dry_run_defaults_return_zero_without_vllm(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--dry-run"]) == 0
+    assert serve_vllm(["--dry-run"]) == 0
     assert shlex.split(capsys.readouterr().out) == ONE_NODE
 
 
-def test_no_tools_flag() -> None:
-    out = io.StringIO()
-    assert main(["--dry-run", "--no-tools", "--model", "m p"], out=out) == 0
-    assert out.getvalue().startswith("vllm serve 'm p' --tensor-parallel-size 8")
-    assert "--enable-auto-tool-choice" not in out.getvalue()
+def test_no_tools_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_vllm(["--dry-run", "--no-tools", "--model", "m p"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("vllm serve 'm p' --tensor-parallel-size 8")
+    assert "--enable-auto-tool-choice" not in out
 
 
 def test_bad_flag_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--tensor-parallel-size", "zero"]) == 2
+    assert serve_vllm(["--tensor-parallel-size", "zero"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "tensor-parallel-size" in err
 
@@ -127,9 +133,9 @@ def test_bad_flag_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) ->
 def test_missing_vllm_is_exit_2_with_the_install_hint(capsys: pytest.CaptureFixture[str]) -> None:
     if vllm_installed():
         pytest.skip("vLLM is installed here; this test is for machines without it")
-    assert main([]) == 2
+    assert serve_vllm([]) == 2
     assert capsys.readouterr().err.strip() == INSTALL_HINT
-    assert launch(LaunchSpec()) == 2
+    assert launch(LaunchSpec()) is Outcome.NOT_INSTALLED
 
 
 def test_health_url_probes_loopback_for_a_wildcard_bind() -> None:
@@ -144,7 +150,7 @@ def sim_command(port: int) -> list[str]:
     return [sys.executable, "-m", "tests.benchmarks.sim_server", "--port", str(port)]
 
 
-def test_server_that_exits_before_ready_is_exit_3() -> None:
+def test_server_that_exits_before_ready_fails() -> None:
     err = io.StringIO()
     code = run_server(
         [sys.executable, "-c", "raise SystemExit(1)"],
@@ -154,11 +160,11 @@ def test_server_that_exits_before_ready_is_exit_3() -> None:
         out=io.StringIO(),
         err=err,
     )
-    assert code == 3
+    assert code is Outcome.FAILED
     assert "exited with code 1 before it was ready" in err.getvalue()
 
 
-def test_server_never_ready_is_stopped_and_exit_3() -> None:
+def test_server_never_ready_is_stopped_and_fails() -> None:
     err = io.StringIO()
     started = time.monotonic()
     code = run_server(
@@ -169,7 +175,7 @@ def test_server_never_ready_is_stopped_and_exit_3() -> None:
         out=io.StringIO(),
         err=err,
     )
-    assert code == 3
+    assert code is Outcome.FAILED
     assert "not ready after 1 s" in err.getvalue()
     assert time.monotonic() - started < 20
 
@@ -179,8 +185,9 @@ def test_ready_line_then_sigint_is_forwarded_and_exit_130() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     script = (
-        "import sys; from backends.launcher import run_server; "
-        f"sys.exit(run_server({sim_command(port)!r}, {url + '/health'!r}, {url!r}, wait_s=30))"
+        "import sys; from backends.launcher import Outcome, run_server; "
+        f"outcome = run_server({sim_command(port)!r}, {url + '/health'!r}, {url!r}, wait_s=30); "
+        "sys.exit(130 if outcome is Outcome.CANCELLED else 1)"
     )
     # The simulator prints "LISTENING <port>" on the same stdout, before or after "Ready".
     proc = subprocess.Popen(

@@ -37,7 +37,7 @@ def test_backends_json_reports_health_and_context(tmp_path: Path, llama_server: 
     config = two_backend_config(tmp_path, llama_server)
     env = {**os.environ, "LLAMADESK_DB": f"sqlite:///{tmp_path / 'x.db'}"}
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "backends", "--json", "--config", str(config)],
+        [sys.executable, "-m", "ui.cli", "backends", "--json", "--config", str(config)],
         capture_output=True,
         text=True,
         env=env,
@@ -56,7 +56,7 @@ def test_a_down_server_is_listed_unhealthy(tmp_path: Path) -> None:
     config = two_backend_config(tmp_path, "http://127.0.0.1:9")
     env = {**os.environ, "LLAMADESK_DB": f"sqlite:///{tmp_path / 'x.db'}"}
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "backends", "--json", "--config", str(config)],
+        [sys.executable, "-m", "ui.cli", "backends", "--json", "--config", str(config)],
         capture_output=True,
         text=True,
         env=env,

@@ -76,7 +76,7 @@ def served_app(db_url: str, *args: str) -> Iterator[str]:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "LLAMADESK_CONFIG": "/nonexistent.toml"}
     cmd = ["serve", "--port", str(port), "--db", db_url, *args]
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "ui.cli", *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     try:

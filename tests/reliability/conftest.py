@@ -59,7 +59,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "app.cli", *args]
+    return [sys.executable, "-m", "ui.cli", *args]
 
 
 def stop_process(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
@@ -176,7 +176,7 @@ class ServeProcess:
 
 
 def start_serve(db_url: str, log: Path, *extra: str, host: str = "127.0.0.1") -> ServeProcess:
-    """`python -m app.cli serve` on a free port; returns once it answers HTTP."""
+    """`python -m ui.cli serve` on a free port; returns once it answers HTTP."""
     port = free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen(

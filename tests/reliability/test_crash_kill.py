@@ -2,8 +2,8 @@
 
 After each SIGKILL the user's message must be intact, the partial reply stored (still
 ``streaming``: nothing ran after the kill) and at most about a second behind what was shown,
-the SQLite file must pass ``PRAGMA integrity_check``, and the next start must mark the reply
-``interrupted`` and offer to continue or regenerate.
+the SQLite file must pass ``PRAGMA integrity_check``, and a start once the reply is stale (its
+writer's heartbeat stopped) must mark it ``interrupted`` and offer to continue or regenerate.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gradio_client import Client
 
 from app.config import Settings
 from app.core import App
+from app.heartbeat import STALE_AFTER_S
 from tests.reliability.conftest import (
     REPO_ROOT,
     Exchange,
@@ -109,12 +110,28 @@ def check_after_kill(db_file: Path, user_text: str) -> Exchange:
     return exchange
 
 
+def open_after_recovery(db_url: str) -> App:
+    """The first start that finds the reply stale: its writer stopped beating (app/heartbeat.py)."""
+    opened: list[App] = []
+
+    def recovered() -> bool:
+        app = App.open(Settings(db_url=db_url))
+        if app.recovered_replies:
+            opened.append(app)
+            return True
+        app.close()
+        return False
+
+    wait_until(recovered, STALE_AFTER_S * 6, "the sweep of the killed writer's reply", 0.2)
+    return opened[0]
+
+
 def check_recovery(db_url: str, exchange: Exchange) -> None:
-    """The next start marks the reply interrupted, keeps its text, and the UI offers a way on."""
+    """A later start marks the reply interrupted, keeps its text, and the UI offers a way on."""
     from ui.handlers import Handlers
     from ui.i18n import text
 
-    app = App.open(Settings(db_url=db_url))
+    app = open_after_recovery(db_url)
     try:
         assert app.recovered_replies == 1
         user_id = app.local_user_id()

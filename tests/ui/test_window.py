@@ -111,7 +111,7 @@ def test_serve_window_falls_back_to_the_browser_and_serves_the_page(tmp_path: Pa
     command = [
         sys.executable,
         "-m",
-        "app.cli",
+        "ui.cli",
         "serve",
         "--window",
         "--port",

@@ -30,7 +30,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LLAMADESK_DB": db, "LLAMADESK_CONFIG": "/nonexistent/llamadesk.toml"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "ui.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -1,0 +1,97 @@
+"""Ctrl-C and SIGTERM reach real `llamadesk chat` and `summarize` processes at each stage of their work.
+
+Every stage must end with exit code 130, "cancelled" on stderr, no traceback, and what was done
+so far stored: before the fix, a signal while llama.cpp computed freed the model under its compute
+thread and the process died of SIGSEGV (exit -11). Each signal is sent on an event the test sees
+(a line on stderr, a row in the database), never after a fixed delay.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.ui.cli_process import CliProcess, messages, query
+
+pytestmark = pytest.mark.slow
+
+STORY = "Write a long, detailed story about a lighthouse keeper and a storm. Use many chapters."
+# About 3,000 tokens: seconds of prefill for the demo model, so the signal lands inside it.
+LONG_MESSAGE = "Summarize the following notes in one line. " + " ".join(
+    f"Note {i}: the delivery of crate {i} arrived on time at dock {i % 7}." for i in range(220)
+)
+
+
+def assert_cancelled(process: CliProcess, code: int) -> None:
+    stderr = process.stderr.text()
+    assert code == 130, f"exit {code}:\n{stderr[-3000:]}"
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "cancelled", stderr
+
+
+def test_sigint_while_modules_load_exits_130(db_url: str) -> None:
+    # -X importtime reports each import on stderr as it completes: the signal lands mid start-up.
+    process = CliProcess("chat", "hello", db_url=db_url, python_flags=("-X", "importtime"))
+    process.wait_for_stderr(r"\|\s+sqlalchemy\n")
+    code = process.signal_and_wait()
+    stderr = process.stderr.text()
+    assert code == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.rstrip().endswith("cancelled")
+    assert messages(db_url) == []
+
+
+def test_sigint_while_the_model_loads_exits_130_and_stores_nothing(db_url: str) -> None:
+    process = CliProcess("--debug", "chat", "hello", db_url=db_url)
+    process.wait_for_stderr("llama_model_loader")
+    assert_cancelled(process, process.signal_and_wait())
+    assert messages(db_url) == []
+
+
+def test_sigint_during_prefill_keeps_the_message_and_an_interrupted_reply(db_url: str) -> None:
+    process = CliProcess("chat", LONG_MESSAGE, "--max-tokens", "64", db_url=db_url)
+    # The empty reply row exists from the moment the prompt goes to the model until its first token.
+    process.wait_until(
+        lambda: (
+            [(m[0], m[2]) for m in messages(db_url)] == [("user", "complete"), ("assistant", "streaming")]
+        ),
+        "the reply row",
+    )
+    assert_cancelled(process, process.signal_and_wait())
+    assert messages(db_url) == [("user", LONG_MESSAGE, "complete"), ("assistant", "", "interrupted")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_generation_keeps_the_partial_reply(db_url: str, signum: int) -> None:
+    process = CliProcess("chat", STORY, "--max-tokens", "2000", "--temperature", "0", db_url=db_url)
+    process.wait_until(lambda: any(m[0] == "assistant" and m[1] for m in messages(db_url)), "a checkpoint")
+    assert_cancelled(process, process.signal_and_wait(signum))
+    (user, reply) = messages(db_url)
+    assert user == ("user", STORY, "complete")
+    assert reply[0] == "assistant" and reply[2] == "interrupted" and reply[1]
+    printed = process.stdout.text()
+    # The stored reply is what was printed, give or take the piece that arrived with the signal.
+    assert printed.startswith(reply[1]) or reply[1].startswith(printed)
+
+
+def test_sigint_while_reading_the_pdf_exits_130_and_stores_nothing(db_url: str, tmp_path: Path) -> None:
+    from tests.pdfs import long_pdf
+
+    pdf = long_pdf(tmp_path / "long.pdf", 400)
+    process = CliProcess("summarize", str(pdf), db_url=db_url)
+    process.wait_for_stderr(r"\[0/400\] pages read")
+    assert_cancelled(process, process.signal_and_wait())
+    assert query(db_url, "SELECT count(*) FROM conversations") in ([], [(0,)])
+
+
+def test_sigint_in_a_map_step_keeps_the_finished_chunks(db_url: str, tmp_path: Path) -> None:
+    from tests.pdfs import long_pdf
+
+    pdf = long_pdf(tmp_path / "report.pdf", 12)
+    # A small window makes the report a map-reduce of several chunks.
+    process = CliProcess("--ctx", "2048", "summarize", str(pdf), db_url=db_url)
+    process.wait_for_stderr(r"plan: .* chunks on")
+    process.wait_for_stderr(r"\[1/\d+\]")
+    assert_cancelled(process, process.signal_and_wait())
+    assert query(db_url, "SELECT count(*) FROM chunk_results")[0][0] >= 1
