@@ -40,6 +40,39 @@ async () => {
     if (event.target instanceof Element && event.target.closest("#message .submit-button")) markQueued();
   }, true);
 
+  // Gradio shows an attached PDF as a bare icon: label each thumbnail with its file's name.
+  let attached = [];
+  const labelThumbnails = () => {
+    const thumbs = document.querySelectorAll("#message .thumbnail-wrapper");
+    if (!thumbs.length) attached = [];
+    thumbs.forEach((thumb, i) => {
+      const name = attached[i];
+      if (!name) return;
+      let label = thumb.querySelector(".attachment-name");
+      if (!label) {
+        label = document.createElement("span");
+        label.className = "attachment-name";
+        thumb.appendChild(label);
+      }
+      if (label.textContent !== name) label.textContent = name;
+      thumb.title = name;
+    });
+  };
+  const remember = (files) => {
+    attached.push(...[...(files || [])].map((file) => file.name));
+    labelThumbnails();
+  };
+  document.addEventListener("change", (event) => {
+    if (event.target instanceof Element && event.target.matches("#message input[type=file]")) {
+      remember(event.target.files);
+    }
+  }, true);
+  document.addEventListener("drop", (event) => {
+    if (event.target instanceof Element && event.target.closest("#message")) remember(event.dataTransfer?.files);
+  }, true);
+  const message = document.querySelector("#message");
+  if (message) new MutationObserver(labelThumbnails).observe(message, { subtree: true, childList: true });
+
   const coreUrl = performance
     .getEntriesByType("resource")
     .map((entry) => entry.name)

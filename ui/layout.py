@@ -220,13 +220,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 api_visibility="private",
                 show_progress="hidden",
             )
-        stop.click(
-            handlers.stopped,
-            [conversation_id],
-            [notice],
-            cancels=[send_event, regen_event, continue_event],
-            api_visibility="private",
-            show_progress="hidden",
+        # The notice comes after the cancel, so that no last update of the reply overwrites it.
+        stop.click(None, cancels=[send_event, regen_event, continue_event], api_visibility="private").then(
+            handlers.stopped, [conversation_id], [notice], api_visibility="private", show_progress="hidden"
         )
         summary_event = run_summary.click(
             handlers.summarize,

@@ -22,7 +22,7 @@ from tests.conftest import make_app
 from tests.e2e.conftest import EXTERNAL
 from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, user_texts
 from tests.pdfs import text_pdf
-from tests.ui.conftest import Served, serving
+from tests.ui.conftest import Served, last_reply_settled, serving, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -169,7 +169,8 @@ def chat_stop_continue_edit(j: Journey) -> None:
         window.__firstBot = null;
         new MutationObserver(() => {
           const bots = document.querySelectorAll('#chatbot [data-testid="bot"]');
-          if (bots.length && window.__firstBot === null) window.__firstBot = bots[bots.length - 1].innerText;
+          const text = bots.length ? bots[bots.length - 1].innerText.trim() : '';
+          if (text && window.__firstBot === null) window.__firstBot = text;
         }).observe(document.querySelector('#chatbot'), {subtree: true, childList: true, characterData: true});
         }""",
         j.tr["chat.thinking"],
@@ -195,6 +196,7 @@ def chat_stop_continue_edit(j: Journey) -> None:
     j.idle()
     stopped = " ".join(j.bot().split())
     cid = j.conversations()[0]
+    wait_until(lambda: last_reply_settled(j.app, cid), 60, "the stopped reply to be saved")
     rows = j.app.repo.messages(j.app.local_user_id(), cid)
     assert rows[-1].status == "interrupted"
     kept = " ".join(rows[-1].content.split())
