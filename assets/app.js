@@ -42,9 +42,11 @@ async () => {
 
   // Gradio shows an attached PDF as a bare icon: label each thumbnail with its file's name.
   let attached = [];
+  let shown = 0;
   const labelThumbnails = () => {
     const thumbs = document.querySelectorAll("#message .thumbnail-wrapper");
-    if (!thumbs.length) attached = [];
+    if (!thumbs.length && shown) attached = []; // sent or removed: the next files start afresh
+    shown = thumbs.length;
     thumbs.forEach((thumb, i) => {
       const name = attached[i];
       if (!name) return;
