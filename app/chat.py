@@ -19,6 +19,7 @@ from app.heartbeat import Heartbeat
 from app.registry import BackendRegistry
 from app.titles import clean_model_title, excerpt_title, unique_title
 from backends.base import (
+    DEFAULT_OPTIONS,
     MESSAGE_OVERHEAD_TOKENS,
     BackendError,
     ChatBackend,
@@ -59,8 +60,8 @@ class InputRejected(ValueError):
 @dataclass(frozen=True)
 class ChatSettings:
     system_prompt: str = ""
-    temperature: float = 0.7
-    max_tokens: int = 1024
+    temperature: float = DEFAULT_OPTIONS.temperature
+    max_tokens: int = DEFAULT_OPTIONS.max_tokens
     reply_language: str | None = None  # "auto", a code to pin, or None: the conversation's policy
     backend: str | None = None  # None: the conversation's, else the default
     seed: int | None = None

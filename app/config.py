@@ -16,6 +16,9 @@ A config file names backends and the default one::
     [backends.node]
     kind = "vllm"
     url = "http://gpu-node:8000"
+    api_key = "..."       # the key given to `serve-vllm --api-key`
+    timeout_s = 300       # how long a reply may go silent while the server makes no progress
+    parallel = 16         # optional cap on requests at once; by default the server's own figure
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ LOCAL_BACKEND = "local"
 REMOTE_BACKEND = "vllm"
 BACKEND_KINDS = ("llamacpp", "vllm")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+VLLM_API_KEY_ENV = "LLAMADESK_VLLM_API_KEY"
+VLLM_TIMEOUT_ENV = "LLAMADESK_VLLM_TIMEOUT"
 
 
 class ConfigError(ValueError):
@@ -55,6 +60,7 @@ class BackendSpec:
     url: str | None = None
     api_key: str | None = None
     timeout_s: float | None = None
+    parallel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ def _spec(name: str, body: dict[str, object]) -> BackendSpec:
         raise ConfigError(f"backend {name!r}: a vllm backend needs url")
     ctx = body.get("ctx")
     timeout = body.get("timeout_s")
+    parallel = body.get("parallel")
     return BackendSpec(
         name=name,
         kind=kind,
@@ -137,8 +144,15 @@ def _spec(name: str, body: dict[str, object]) -> BackendSpec:
         ctx=int(str(ctx)) if ctx else None,
         url=str(body["url"]) if body.get("url") else None,
         api_key=str(body["api_key"]) if body.get("api_key") else None,
-        timeout_s=float(str(timeout)) if timeout else None,
+        timeout_s=_positive(f"backend {name!r}: timeout_s", float(str(timeout))) if timeout else None,
+        parallel=int(_positive(f"backend {name!r}: parallel", int(str(parallel)))) if parallel else None,
     )
+
+
+def _positive(what: str, value: float) -> float:
+    if value <= 0:
+        raise ConfigError(f"{what} must be more than 0")
+    return value
 
 
 def _from_env(settings: Settings, env: dict[str, str]) -> Settings:
@@ -153,7 +167,9 @@ def _from_env(settings: Settings, env: dict[str, str]) -> Settings:
             settings, env.get("LLAMADESK_MODEL"), _int_or_none(env.get("LLAMADESK_CTX"))
         )
     if env.get("LLAMADESK_VLLM_URL"):
-        settings = with_remote(settings, env["LLAMADESK_VLLM_URL"])
+        settings = with_remote(settings, env["LLAMADESK_VLLM_URL"], api_key=env.get(VLLM_API_KEY_ENV))
+    if env.get(VLLM_TIMEOUT_ENV):
+        settings = with_timeout(settings, float(env[VLLM_TIMEOUT_ENV]))
     return settings
 
 
@@ -178,10 +194,17 @@ def with_local_model(settings: Settings, model: str | None, ctx: int | None) -> 
     return replace(settings, backends=(updated, *others))
 
 
-def with_remote(settings: Settings, url: str) -> Settings:
+def with_remote(settings: Settings, url: str, *, api_key: str | None = None) -> Settings:
     """Add an ad-hoc vLLM backend for this run (``--vllm-url``) and make it the default."""
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--vllm-url must start with http:// or https://: {url}")
     name = REMOTE_BACKEND if all(s.name != REMOTE_BACKEND for s in settings.backends) else "vllm-url"
-    spec = BackendSpec(name=name, kind="vllm", url=url)
+    spec = BackendSpec(name=name, kind="vllm", url=url, api_key=api_key or None)
     return replace(settings, backends=(*settings.backends, spec), default_backend=name)
+
+
+def with_timeout(settings: Settings, timeout_s: float) -> Settings:
+    """Set every vLLM backend's stall timeout (``--vllm-timeout``)."""
+    _positive("--vllm-timeout", timeout_s)
+    specs = tuple(replace(s, timeout_s=timeout_s) if s.kind == "vllm" else s for s in settings.backends)
+    return replace(settings, backends=specs)

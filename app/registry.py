@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.config import BackendSpec, Settings
-from backends.base import BackendInfo, BackendUnavailable, ChatBackend
+from backends.base import BackendError, BackendInfo, BackendUnavailable, ChatBackend
 
 
 def create_backend(spec: BackendSpec) -> ChatBackend:
@@ -18,7 +18,11 @@ def create_backend(spec: BackendSpec) -> ChatBackend:
     if spec.kind == "vllm":
         from backends.vllm import OpenAICompatBackend
 
-        optional: dict[str, Any] = {"api_key": spec.api_key, "timeout_s": spec.timeout_s}
+        optional: dict[str, Any] = {
+            "api_key": spec.api_key,
+            "timeout_s": spec.timeout_s,
+            "parallel": spec.parallel,
+        }
         return OpenAICompatBackend(
             spec.name,
             spec.url or "",
@@ -43,13 +47,15 @@ class BackendRegistry:
         return self.settings.default_backend
 
     def get(self, name: str | None = None) -> ChatBackend:
-        """The backend called ``name`` (None: the default); raises UnknownBackend for any other name."""
+        """The backend called ``name`` (None: the default), connected. Raises UnknownBackend for any
+        other name, and a BackendError while it cannot connect (tried again next time)."""
         spec = self.settings.backend(name)
         with self._lock:
             backend = self._backends.get(spec.name)
             if backend is None:
                 backend = self._backends[spec.name] = create_backend(spec)
-            return backend
+        backend.connect()
+        return backend
 
     def register(self, spec: BackendSpec) -> None:
         """Add a backend while the app runs (a model the user just picked); replaces one of the same name."""
@@ -61,7 +67,7 @@ class BackendRegistry:
             stale.close()
 
     def add(self, backend: ChatBackend) -> None:
-        """Register an already built backend (tests, embedding)."""
+        """Register an already built backend (tests, embedding); it connects on first use."""
         with self._lock:
             self._backends[backend.name] = backend
 
@@ -72,7 +78,7 @@ class BackendRegistry:
             backend = self.get(name)
             health = backend.health()
             info: dict[str, object] = backend.info().as_dict() if health.ok else _offline(spec, backend.kind)
-        except BackendUnavailable as exc:
+        except BackendError as exc:  # unreachable, a refused key, a model the server does not serve
             return {**_offline(spec, spec.kind), "healthy": False, "detail": str(exc)}
         return {**info, "healthy": health.ok, "detail": health.detail, "default": name == self.default_name}
 

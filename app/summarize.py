@@ -16,12 +16,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from app import language
 from app.documents import Document
 from app.injection import fence_document
+from app.map_steps import map_workers, run_steps
 from backends.base import BackendError, ChatBackend, ChatMessage, GenerationOptions, close_stream
 from storage.repo import Repository
 
@@ -32,7 +32,6 @@ SAFETY_TOKENS = 32
 MAP_OUTPUT_TOKENS = 384
 FINAL_OUTPUT_TOKENS = 1024
 EXCERPT_CHARS = 280
-REMOTE_PARALLEL_MAPS = 8
 SUMMARY_REPEAT_PENALTY = 1.15
 SETTINGS_VERSION = "v1"  # part of every cache key: bump when prompts change
 
@@ -289,7 +288,6 @@ def _single_messages(part: Part, lang: str, filename: str) -> list[ChatMessage]:
 class Summarizer:
     repo: Repository
     backend: ChatBackend
-    parallel_maps: int = REMOTE_PARALLEL_MAPS
 
     def cache_key(self, doc: Document, lang: str, *parts: str) -> str:
         raw = json.dumps(
@@ -374,11 +372,9 @@ class _Run:
     # map: every chunk once, from the cache when a previous run got that far
     def _map(self, chunks: Sequence[Part]) -> list[Part]:
         self._report(f"summarizing {len(chunks)} chunks")
-        workers = self.owner.parallel_maps if self.owner.backend.concurrent else 1
-        if workers == 1:
-            return [self._map_one(c) for c in chunks]
-        with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-            return list(pool.map(self._map_one, chunks))
+        step_tokens = self.plan.chunk_tokens + MAP_OUTPUT_TOKENS
+        workers = map_workers(self.owner.backend, step_tokens, len(chunks))
+        return run_steps(chunks, self._map_one, workers, self.cancel)
 
     def _map_one(self, chunk: Part) -> Part:
         key = self.owner.cache_key(

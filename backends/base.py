@@ -1,13 +1,15 @@
 """The small contract every backend implements.
 
-A backend turns a list of OpenAI-style messages into a stream of text deltas.
+A backend connects once, which settles its model id, context window and parallelism as plain
+values, then turns a list of OpenAI-style messages into a closable generator of text deltas.
 Everything else (history, storage, languages, documents) lives in ``app/``.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
@@ -21,12 +23,29 @@ class ChatMessage(TypedDict):
 
 @dataclass(frozen=True)
 class GenerationOptions:
+    """Every sampling setting, each of which every backend passes on to its engine
+    (tests/backends/test_contract.py checks each one). The defaults are the app's defaults."""
+
     max_tokens: int = 1024
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int | None = None
     stop: tuple[str, ...] = ()
     repeat_penalty: float = 1.0  # >1 discourages loops; small models need it for long outputs
+
+
+DEFAULT_OPTIONS = GenerationOptions()
+
+DeltaStream = Generator["Delta", None, None]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What connecting settles; plain values afterwards, so reading them never does I/O."""
+
+    model: str
+    context_window: int
+    parallel: int = 1  # requests the engine runs at once; more just queue there
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,7 @@ class BackendInfo:
     context_window: int
     concurrent: bool
     demo: bool = False
+    parallel: int = 1
     extra: dict[str, str | int | float | bool] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -63,6 +83,7 @@ class BackendInfo:
             "context_window": self.context_window,
             "concurrent": self.concurrent,
             "demo": self.demo,
+            "parallel": self.parallel,
             **self.extra,
         }
 
@@ -108,6 +129,8 @@ MESSAGE_OVERHEAD_TOKENS = 4
 class ChatBackend(ABC):
     """A model that streams chat replies.
 
+    ``connect()`` comes first (the registry does it): it loads the model or asks the server,
+    and may raise. ``model``, ``context_window`` and ``parallel`` are then plain values.
     ``concurrent`` tells callers (the summarizer, the UI queue) whether parallel
     requests help. A backend that cannot serve two requests at once serializes
     them itself.
@@ -118,21 +141,49 @@ class ChatBackend(ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._connection: Connection | None = None
+        self._connect_lock = threading.Lock()
+
+    def connect(self) -> Connection:
+        """Settle model, window and parallelism once; raises a BackendError when it cannot.
+        A failed attempt is not remembered, so the next call tries again."""
+        with self._connect_lock:
+            if self._connection is None:
+                self._connection = self._connect()
+            return self._connection
+
+    @abstractmethod
+    def _connect(self) -> Connection: ...
 
     @property
-    @abstractmethod
-    def model(self) -> str: ...
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise BackendUnavailable(f"the backend {self.name!r} is not connected")
+        return self._connection
 
     @property
-    @abstractmethod
-    def context_window(self) -> int: ...
+    def model(self) -> str:
+        return self.connection.model
+
+    @property
+    def context_window(self) -> int:
+        return self.connection.context_window
+
+    @property
+    def parallel(self) -> int:
+        return self.connection.parallel
+
+    def parallel_for(self, request_tokens: int) -> int:
+        """Requests of this size (prompt plus output) the engine runs at once."""
+        return self.parallel
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
 
     @abstractmethod
-    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
-        """Yield deltas of the reply. Raises a BackendError subclass on failure."""
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> DeltaStream:
+        """A generator of the reply's deltas; closing it stops the generation and frees the engine.
+        Raises a BackendError subclass on failure."""
 
     def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return sum(self.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 2
@@ -152,6 +203,7 @@ class ChatBackend(ABC):
             context_window=self.context_window,
             concurrent=self.concurrent,
             demo=self.demo,
+            parallel=self.parallel,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook

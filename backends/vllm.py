@@ -27,11 +27,15 @@ from backends.base import (
     BackendUnavailable,
     ChatBackend,
     ChatMessage,
+    Connection,
     ContextOverflow,
     Delta,
+    DeltaStream,
     GenerationOptions,
     Health,
 )
+from backends.stall import StallWatch
+from backends.vllm_metrics import kv_cache_tokens, progress
 
 DEFAULT_FALLBACK_CONTEXT_WINDOW = 8192
 CHARS_PER_TOKEN_ESTIMATE = 3.5
@@ -43,6 +47,13 @@ MAX_MESSAGE_CHARS = 300
 # Token counts remembered per backend. Every turn re-counts the whole history to fit it in the
 # window; remembered, a turn asks the server only about its new message and the last reply.
 TOKEN_COUNT_CACHE_SIZE = 4096
+# Without a server figure, as many map steps as the app always sent a remote server.
+DEFAULT_REMOTE_PARALLEL = 8
+MAX_PARALLEL = 64
+# A stream's longest wait for any byte; the stall watch normally decides long before.
+STREAM_HARD_LIMIT_S = 3600.0
+# The name each server family gives llama.cpp's repeat_penalty; vLLM's is the OpenAI-style default.
+PENALTY_FIELD = {"llamacpp": "repeat_penalty"}
 
 # vLLM and llama_cpp.server phrase context overflows in several ways across versions.
 _OVERFLOW_PATTERNS = (
@@ -50,10 +61,13 @@ _OVERFLOW_PATTERNS = (
     re.compile(r"maximum model length", re.I),
     re.compile(r"exceed(?:s)? context window", re.I),
     re.compile(r"context length exceeded|context_length_exceeded", re.I),
+    re.compile(r"cannot be greater than max_model_len", re.I),  # vLLM >= 0.11, max_tokens too large
+    re.compile(r"at least \d+ input tokens", re.I),  # vLLM >= 0.11, prompt too long (a lower bound)
 )
 _WINDOW_PATTERNS = (
     re.compile(r"maximum (?:context|model) length (?:is|of) (\d+)", re.I),
     re.compile(r"context window of (\d+)", re.I),
+    re.compile(r"max_model_len=(\d+)", re.I),
 )
 _PROMPT_PATTERNS = (
     re.compile(r"(\d+) input tokens", re.I),
@@ -114,6 +128,10 @@ def normalize_base_url(base_url: str) -> str:
     return root
 
 
+class ModelNotServed(BackendUnavailable):
+    """The configured model id is not among those the server serves."""
+
+
 class OpenAICompatBackend(ChatBackend):
     """A remote model behind an OpenAI-compatible API, never serialized by the app."""
 
@@ -126,28 +144,33 @@ class OpenAICompatBackend(ChatBackend):
         base_url: str,
         model: str | None = None,
         api_key: str = "EMPTY",
-        timeout_s: float = 300.0,  # a long prompt queued behind others on a busy node is normal
+        timeout_s: float = 300.0,  # silence while the server makes no progress; queueing is not silence
         connect_timeout_s: float = 5.0,
         fallback_context_window: int = DEFAULT_FALLBACK_CONTEXT_WINDOW,
         max_connections: int = 256,
+        parallel: int | None = None,  # a cap on requests at once (e.g. the server's max_num_seqs)
     ) -> None:
         super().__init__(name)
         self.root_url = normalize_base_url(base_url)
         self.timeout_s = timeout_s
         self._configured_model = model
+        self._configured_parallel = parallel
         self._fallback_context_window = fallback_context_window
-        self._lock = threading.Lock()
-        self._models: list[dict[str, Any]] | None = None
-        self._context_window: int | None = None
+        self._model_id = model or ""
         self._context_source = ""
+        self._parallel_source = ""
+        self._kv_tokens: int | None = None
         self._tokenizer: str | None = None  # "vllm" | "llamacpp" | "estimate"
         self._usage_source = ""
         self._counts = _BoundedCache(TOKEN_COUNT_CACHE_SIZE)
-        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._stall = StallWatch(timeout_s, self._progress)
+        # Streams wait as long as the stall watch allows; this only bounds a server that
+        # accepted the request and then never answered at all.
+        self._stream_timeout = httpx.Timeout(max(timeout_s, STREAM_HARD_LIMIT_S), connect=connect_timeout_s)
         # One pooled client shared by every thread; the pool must exceed the
         # number of concurrent streams or requests would queue inside httpx.
         self._http = httpx.Client(
-            timeout=timeout,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
             headers={"Authorization": f"Bearer {api_key}"},
         )
@@ -160,57 +183,79 @@ class OpenAICompatBackend(ChatBackend):
             http_client=cast(Any, self._http),
         )
 
-    # ---- discovery -------------------------------------------------------
+    # ---- connecting ---------------------------------------------------------
 
-    @property
-    def model(self) -> str:
-        if self._configured_model:
-            return self._configured_model
+    def _connect(self) -> Connection:
         entries = self._model_entries()
-        if not entries:
+        ids = [str(e["id"]) for e in entries]
+        if not ids:
             raise BackendError(f"the server at {self.root_url} lists no models in /v1/models")
-        return str(entries[0]["id"])
-
-    @property
-    def context_window(self) -> int:
-        if self._context_window is None:
-            with self._lock:
-                if self._context_window is None:
-                    window, source = self._discover_context_window()
-                    self._context_window, self._context_source = window, source
-        return self._context_window
+        model = self._configured_model or ids[0]
+        if model not in ids:
+            # Never fall back to another model: its window and tokenizer would silently differ.
+            raise ModelNotServed(
+                f"the server at {self.root_url} does not serve the model {model!r}; "
+                f"it serves {', '.join(ids)}"
+            )
+        self._model_id = model
+        self._tokenizer = self._find_tokenizer()
+        window, self._context_source = self._discover_context_window(entries[ids.index(model)])
+        parallel, self._parallel_source = self._discover_parallel(window)
+        return Connection(model, window, parallel)
 
     def _model_entries(self) -> list[dict[str, Any]]:
-        if self._models is None:
-            response = self._request("GET", "/v1/models")
-            self._check(response, "/v1/models")
-            data = self._json(response).get("data") or []
-            self._models = [e for e in data if isinstance(e, dict) and "id" in e]
-        return self._models
+        response = self._request("GET", "/v1/models")
+        self._check(response, "/v1/models")
+        data = self._json(response).get("data") or []
+        return [e for e in data if isinstance(e, dict) and "id" in e]
 
-    def _model_entry(self) -> dict[str, Any] | None:
-        wanted = self.model
-        entries = self._model_entries()
-        return next((e for e in entries if e.get("id") == wanted), entries[0] if entries else None)
-
-    def _discover_context_window(self) -> tuple[int, str]:
-        entry = self._model_entry() or {}
+    def _discover_context_window(self, entry: dict[str, Any]) -> tuple[int, str]:
         reported = entry.get("max_model_len")
         if isinstance(reported, int) and reported > 0:
             return reported, "server"
-        if self._tokenizer_kind() == "llamacpp":
+        if self._tokenizer == "llamacpp":
             probed = self._probe_llamacpp_context()
             if probed:
                 return probed, "probe"
         return self._fallback_context_window, "fallback"
 
+    def _discover_parallel(self, window: int) -> tuple[int, str]:
+        """Requests the server runs at once: a configured cap, else what its KV cache holds."""
+        text = self._metrics_text()
+        self._kv_tokens = kv_cache_tokens(text) if text else None
+        if self._configured_parallel:
+            return self._configured_parallel, "config"
+        if self._kv_tokens:
+            # vLLM's own "maximum concurrency" figure: full-window requests that fit the KV cache.
+            return max(1, self._kv_tokens // window), "server"
+        if self._tokenizer == "llamacpp":
+            return 1, "llama.cpp"  # llama_cpp.server runs one request at a time
+        return DEFAULT_REMOTE_PARALLEL, "default"
+
+    def parallel_for(self, request_tokens: int) -> int:
+        """Requests of this size (prompt + output) the server runs at once."""
+        if not self._kv_tokens or self._configured_parallel:
+            return self.parallel
+        return max(1, min(MAX_PARALLEL, self._kv_tokens // max(1, request_tokens)))
+
+    def _metrics_text(self) -> str | None:
+        try:
+            response = self._request("GET", "/metrics", timeout=HEALTH_TIMEOUT_S)
+        except BackendError:
+            return None
+        return response.text if response.status_code == 200 else None
+
+    def _progress(self) -> object | None:
+        text = self._metrics_text()
+        return progress(text) if text else None
+
     def _probe_llamacpp_context(self) -> int | None:
         """Read n_ctx from llama_cpp.server's overflow message; its /v1/models lacks it.
 
         The request is refused right after tokenizing. It does interrupt a stream
-        running on that server, which is why the result is cached.
+        running on that server, which is why it is asked once, when connecting.
         """
-        payload = {"model": self.model, "prompt": " a" * CONTEXT_PROBE_TOKENS, "max_tokens": 1}
+        payload = {"model": self._model_id, "prompt": " a" * CONTEXT_PROBE_TOKENS, "max_tokens": 1}
         try:
             response = self._request("POST", "/v1/completions", json=payload)
         except BackendError:
@@ -234,7 +279,7 @@ class OpenAICompatBackend(ChatBackend):
 
     def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
         if self._tokenizer_kind() == "vllm":
-            body = {"model": self.model, "messages": list(messages), "add_generation_prompt": True}
+            body = {"model": self._model_id, "messages": list(messages), "add_generation_prompt": True}
             return self._count_response(self._request("POST", "/tokenize", json=body), "/tokenize")
         # One request for the whole history instead of one per message.
         joined = "\n".join(m["content"] for m in messages)
@@ -246,8 +291,8 @@ class OpenAICompatBackend(ChatBackend):
 
     def _tokenize_request(self, kind: str, text: str) -> tuple[str, dict[str, Any]]:
         if kind == "vllm":
-            return "/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False}
-        return "/extras/tokenize/count", {"model": self.model, "input": text}
+            return "/tokenize", {"model": self._model_id, "prompt": text, "add_special_tokens": False}
+        return "/extras/tokenize/count", {"model": self._model_id, "input": text}
 
     def _count_remote(self, kind: str, text: str) -> int:
         path, body = self._tokenize_request(kind, text)
@@ -262,23 +307,23 @@ class OpenAICompatBackend(ChatBackend):
         return count
 
     def _tokenizer_kind(self) -> str:
-        """Which token counter this server has, found once: vLLM's, llama.cpp's, or none."""
-        if self._tokenizer is None:
-            kind = "estimate"
-            for candidate in ("vllm", "llamacpp"):
-                path, body = self._tokenize_request(candidate, "hello")
-                response = self._request("POST", path, json=body)
-                if response.status_code in (404, 405):
-                    continue
-                self._check(response, path)
-                kind = candidate
-                break
-            self._tokenizer = kind
-        return self._tokenizer
+        self.connection  # noqa: B018 - raises when not connected: the tokenizer is found then
+        return self._tokenizer or "estimate"
+
+    def _find_tokenizer(self) -> str:
+        """Which token counter this server has: vLLM's, llama.cpp's, or none."""
+        for candidate in ("vllm", "llamacpp"):
+            path, body = self._tokenize_request(candidate, "hello")
+            response = self._request("POST", path, json=body)
+            if response.status_code in (404, 405):
+                continue
+            self._check(response, path)
+            return candidate
+        return "estimate"
 
     # ---- chat -------------------------------------------------------------
 
-    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> DeltaStream:
         stream = self._open_stream(messages, options)
         yield from self._relay(stream, messages)
 
@@ -286,12 +331,25 @@ class OpenAICompatBackend(ChatBackend):
         try:
             return self._create_stream(messages, options, options.max_tokens)
         except ContextOverflow as exc:
-            # vLLM refuses prompt + max_tokens > window where llama.cpp trims
-            # max_tokens; trim here too so both backends behave alike.
-            room = _room_for_output(exc)
-            if room is None or room >= options.max_tokens:
+            # The server's numbers are bounds at best ("at least N input tokens"): measure the
+            # prompt with the app's own count, then refuse it or trim max_tokens to the room left,
+            # as llama.cpp does.
+            prompt = self._quiet(lambda: self.count_message_tokens(messages))
+            window = self.context_window
+            if prompt is None:
+                room = _room_for_output(exc)
+                if room is None or room >= options.max_tokens:
+                    raise
+                return self._create_stream(messages, options, room)
+            if prompt >= window:
+                raise ContextOverflow(
+                    f"the prompt is {prompt} tokens; the model's context window is {window}",
+                    prompt_tokens=prompt,
+                    context_window=window,
+                ) from exc
+            if window - prompt >= options.max_tokens:
                 raise
-            return self._create_stream(messages, options, room)
+            return self._create_stream(messages, options, window - prompt)
 
     def _create_stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions, max_tokens: int
@@ -300,15 +358,9 @@ class OpenAICompatBackend(ChatBackend):
             "model": self.model,
             "messages": [dict(m) for m in messages],
             "stream": True,
-            "max_tokens": max_tokens,
-            "temperature": options.temperature,
-            "top_p": options.top_p,
             "stream_options": {"include_usage": True},
+            **sampling_body(options, max_tokens, self._tokenizer or "estimate"),
         }
-        if options.seed is not None:
-            body["seed"] = options.seed
-        if options.stop:
-            body["stop"] = list(options.stop)
         try:
             # The SDK's generic post, not chat.completions.create, and chunks as the JSON they
             # arrive in, not pydantic models; the SDK still sends, decodes the SSE and raises
@@ -316,7 +368,12 @@ class OpenAICompatBackend(ChatBackend):
             # CPU per request), and building a model per chunk took 170 µs of CPU where the
             # JSON takes 40: with 32 streams at 50 tokens/s, a fifth of a core.
             return self._client.post(
-                "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=Stream[object]
+                "/chat/completions",
+                body=body,
+                cast_to=object,
+                options=cast(Any, {"timeout": self._stream_timeout}),
+                stream=True,
+                stream_cls=Stream[object],
             )
         except APIStatusError as exc:
             raise self._status_error(exc) from exc
@@ -327,9 +384,10 @@ class OpenAICompatBackend(ChatBackend):
         parts: list[str] = []
         finish: str | None = None
         usage: dict[str, Any] | None = None
-        with stream:
+        with stream, self._stall.watch(stream.response) as watched:
             try:
                 for chunk in stream:
+                    watched.touch()
                     data = _chunk_dict(chunk)
                     usage = _dict(data.get("usage")) or usage
                     for entry in data.get("choices") or ():
@@ -342,17 +400,25 @@ class OpenAICompatBackend(ChatBackend):
             # openai >= 3 wraps transport errors met mid-stream; older versions let
             # httpx's own through. Both are handled, timeouts first.
             except (APITimeoutError, httpx.TimeoutException) as exc:
-                raise BackendTimeout(
-                    f"the server at {self.root_url} sent nothing for {self.timeout_s:g} s mid-reply"
-                ) from exc
+                raise self._stalled() from exc
             except (APIConnectionError, httpx.TransportError) as exc:
+                if watched.stalled:
+                    raise self._stalled() from exc
                 raise self._lost_connection(exc, messages, bool(parts)) from exc
             except APIError as exc:  # the openai package's form of an SSE `error` event
                 raise BackendError(_one_line(f"the server failed mid-reply: {exc.message}")) from exc
+        if watched.stalled:
+            raise self._stalled()
         if finish is None:
             overflow = None if parts else self._overflow_diagnosis(messages)
             raise overflow or BackendError("the server ended the reply without finishing it (interrupted)")
         yield self._final_delta(finish, usage, messages, "".join(parts))
+
+    def _stalled(self) -> BackendTimeout:
+        return BackendTimeout(
+            f"the server at {self.root_url} sent nothing for {self.timeout_s:g} s mid-reply, "
+            "and made no progress on any request meanwhile"
+        )
 
     def _final_delta(
         self, finish: str, usage: dict[str, Any] | None, messages: Sequence[ChatMessage], reply: str
@@ -417,6 +483,7 @@ class OpenAICompatBackend(ChatBackend):
             "url": self.root_url,
             "reachable": True,
             "context_window_source": self._context_source,
+            "parallel_source": self._parallel_source,
             "token_count": "estimate" if estimated else "server",
         }
         if self._usage_source:
@@ -529,6 +596,21 @@ class _BoundedCache:
             self._items.move_to_end(key)
             if len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+
+def sampling_body(options: GenerationOptions, max_tokens: int, dialect: str) -> dict[str, Any]:
+    """Every generation option in the request body, under the names the server family reads."""
+    body: dict[str, Any] = {
+        "max_tokens": max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        PENALTY_FIELD.get(dialect, "repetition_penalty"): options.repeat_penalty,
+    }
+    if options.seed is not None:
+        body["seed"] = options.seed
+    if options.stop:
+        body["stop"] = list(options.stop)
+    return body
 
 
 def _room_for_output(exc: ContextOverflow) -> int | None:

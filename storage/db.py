@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",  # wait for a concurrent writer instead of failing at once
     "PRAGMA synchronous=NORMAL",  # durable across app crashes in WAL mode; fsync only at checkpoints
 )
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 # Any constant works; it only has to be the same in every replica.
 _PG_MIGRATION_LOCK = 7_316_512_001
 
@@ -35,7 +38,8 @@ def default_url() -> str:
     if override:
         return override
     data_dir = Path(platformdirs.user_data_dir("llamadesk"))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    data_dir.chmod(PRIVATE_DIR)  # also one made before llamadesk kept it private
     return f"sqlite:///{data_dir / 'llamadesk.db'}"
 
 
@@ -60,15 +64,28 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def _ensure_private_sqlite_file(url: str) -> None:
+    """The database's folder (when made here) 0700, and the file with its WAL and index 0600.
+
+    Under the usual umask SQLite would create a 0644 file: password hashes and every chat readable
+    by each local account. SQLite gives its -wal and -shm files the mode of the main file.
+    """
     database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if part.stat().st_mode & 0o077:
+                part.chmod(PRIVATE_FILE)
 
 
 def _create_engine(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
-        _ensure_sqlite_dir(url)
+        _ensure_private_sqlite_file(url)
         engine = create_engine(url)
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine

@@ -90,6 +90,20 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Raised by every password change; a sign-in session names the version it was made with.
+    credential_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SignInSession(Base):
+    """A browser's sign-in: the hash of its cookie token, whose account, until when."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Conversation(Base):

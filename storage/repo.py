@@ -32,6 +32,7 @@ from storage.models import (
     Document,
     DocumentPage,
     Message,
+    SignInSession,
     Summary,
     User,
     utcnow,
@@ -200,6 +201,62 @@ class Repository:
     def password_hash(self, username: str) -> str | None:
         with self.db.session() as s:
             return s.scalar(select(User.password_hash).where(User.username == username))
+
+    def set_password(self, username: str, password_hash: str) -> bool:
+        """Replace the hash and raise the credential version, which ends every session at once."""
+        with self.db.session() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                return False
+            user.password_hash = password_hash
+            user.credential_version += 1
+            s.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
+            return True
+
+    # sign-in sessions -------------------------------------------------------------------------
+
+    def create_session(self, token_hash: str, username: str, expires_at: datetime) -> int | None:
+        """A session for the account named now (its id and credential version); None if it is gone."""
+        with self.db.session() as s:
+            row = s.execute(
+                select(User.id, User.credential_version).where(User.username == username)
+            ).first()
+            if row is None:
+                return None
+            s.execute(delete(SignInSession).where(SignInSession.expires_at <= utcnow()))
+            s.add(
+                SignInSession(
+                    token_hash=token_hash,
+                    user_id=row[0],
+                    credential_version=row[1],
+                    created_at=utcnow(),
+                    expires_at=expires_at,
+                )
+            )
+            return int(row[0])
+
+    def session_user(self, token_hash: str) -> tuple[int, str] | None:
+        """(id, name) of a live session's account: same account, same credentials, not expired."""
+        query = (
+            select(User.id, User.username)
+            .join(SignInSession, SignInSession.user_id == User.id)
+            .where(
+                SignInSession.token_hash == token_hash,
+                SignInSession.credential_version == User.credential_version,
+                SignInSession.expires_at > utcnow(),
+            )
+        )
+        with self.db.transaction() as c:
+            row = c.execute(query).first()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def end_session(self, token_hash: str) -> None:
+        with self.db.session() as s:
+            s.execute(delete(SignInSession).where(SignInSession.token_hash == token_hash))
+
+    def end_user_sessions(self, user_id: int) -> int:
+        with self.db.session() as s:
+            return _execute(s, delete(SignInSession).where(SignInSession.user_id == user_id))
 
     # conversations ----------------------------------------------------------------------------
 

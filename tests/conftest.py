@@ -16,8 +16,8 @@ from backends.scripted import ScriptedBackend
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-# Starts a throwaway PostgreSQL server when a selected test wants one (Debian's binaries).
-pytest_plugins = ["tests.pg"]
+# Start a throwaway PostgreSQL server and the real vLLM server when selected tests want them.
+pytest_plugins = ["tests.pg", "tests.vllm_server"]
 
 
 @pytest.fixture(scope="session")

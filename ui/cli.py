@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from backends.base import DEFAULT_OPTIONS
 from ui.exit_codes import CliError, ExitCode
 
 CANCELLED_MESSAGE = "cancelled"
@@ -48,7 +49,19 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument(
         "--ctx", type=int, metavar="N", default=default, help="context window of the local model"
     )
-    parser.add_argument("--vllm-url", metavar="URL", default=default, help="use a vLLM server for this run")
+    parser.add_argument(
+        "--vllm-url",
+        metavar="URL",
+        default=default,
+        help="use a vLLM server for this run (its API key, if any, from $LLAMADESK_VLLM_API_KEY)",
+    )
+    parser.add_argument(
+        "--vllm-timeout",
+        type=float,
+        metavar="S",
+        default=default,
+        help="fail a vLLM reply after S seconds of silence while the server makes no progress",
+    )
     parser.add_argument("--db", metavar="URL", default=default, help="SQLAlchemy database URL")
     parser.add_argument("--config", metavar="FILE", default=default, help="TOML config file")
     parser.add_argument(
@@ -75,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--lang", default=None, metavar="auto|CODE", help="reply language; pins it for the conversation"
     )
-    chat.add_argument("--max-tokens", type=_positive_int, default=1024, metavar="N")
-    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_OPTIONS.max_tokens, metavar="N")
+    chat.add_argument("--temperature", type=float, default=DEFAULT_OPTIONS.temperature)
     chat.add_argument("--system", default="", help="system prompt")
     chat.add_argument("--json", action="store_true")
 
@@ -104,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--json", action="store_true")
 
     users = sub.add_parser("users", parents=[common], help="accounts for serve --auth")
-    users.add_argument("action", choices=["add", "remove", "list"])
+    users.add_argument("action", choices=["add", "remove", "list", "passwd"])
     users.add_argument("name", nargs="?")
 
     # Listed for --help; its own flags are parsed by backends.launcher (see _serve_vllm).
@@ -120,6 +133,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure-no-auth", action="store_true", help="allow a non-loopback host without --auth"
     )
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key (PEM)")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--open", action="store_true", help="open the browser")
     view.add_argument("--window", action="store_true", help="open a native window (needs llamadesk[desktop])")
@@ -142,15 +157,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    if argv[:1] == ["serve-vllm"]:
-        return _serve_vllm(argv[1:])
     parser = build_parser()
+    vllm_args = serve_vllm_args(parser, argv)
+    if vllm_args is not None:
+        return _serve_vllm(vllm_args)
     args = parser.parse_args(argv)
     if args.command is None:  # the laptop mode: serve on loopback and open the browser
         args = parser.parse_args([*argv, "serve", "--open"])
     from ui import commands  # after the signal set-up: see the module docstring
 
     return commands.run(args)
+
+
+def serve_vllm_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str] | None:
+    """The launcher's arguments when the command is serve-vllm, else None.
+
+    serve-vllm passes everything after it to vLLM's recipe, so argparse must not see it; the app's
+    global flags before it (``--vllm-url X``) mean nothing to the node and are skipped.
+    """
+    actions = parser._actions
+    takes_value = {flag for action in actions if action.nargs is None for flag in action.option_strings}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "serve-vllm":
+            return list(argv[i + 1 :])
+        if not arg.startswith("-"):
+            return None  # another command
+        i += 2 if arg in takes_value else 1
+    return None
 
 
 def _serve_vllm(argv: list[str]) -> int:
@@ -161,7 +196,7 @@ def _serve_vllm(argv: list[str]) -> int:
     except launcher.LaunchArgumentError as exc:
         raise CliError("bad_input", str(exc).removeprefix("llamadesk "), ExitCode.BAD_INPUT) from exc
     if args.dry_run:
-        print(shlex.join(launcher.build_command(spec)))
+        print(shlex.join(launcher.build_command(spec, launcher.find_entry() or ("vllm", "serve"))))
         return ExitCode.OK
     outcome = launcher.launch(spec, wait_s=args.wait_s)
     return {

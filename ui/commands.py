@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,13 +14,21 @@ from typing import Any, TextIO
 
 from app import exporting
 from app.chat import ChatSettings, ChatUpdate, InputRejected
-from app.config import ConfigError, Settings, load_settings, with_local_model, with_remote
+from app.config import (
+    VLLM_API_KEY_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    with_local_model,
+    with_remote,
+    with_timeout,
+)
 from app.core import App
 from app.documents import Document, ExtractionCancelled
 from app.language import LanguageRejected, language_setting
 from app.summarize import SummaryCancelled
 from backends.base import BackendError, ModelFileError
-from storage.repo import NotFound
+from storage.repo import NotFound, clean_text
 from ui.exit_codes import CliError, ExitCode
 
 # --debug shows what the app and its engines log, llama.cpp's own log included (backends/llamacpp.py).
@@ -30,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Run one parsed command; every failure the user can act on becomes a CliError."""
     if args.debug:
         _log_engine_to_stderr()
+    _clean_text_args(args)
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, InputRejected, NotFound, LanguageRejected, ModelFileError) as exc:
@@ -39,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
     except (SummaryCancelled, ExtractionCancelled):
         print("cancelled; finished chunks are cached and a rerun resumes there", file=sys.stderr)
         return ExitCode.CANCELLED
+
+
+def _clean_text_args(args: argparse.Namespace) -> None:
+    """Text typed by the user, cleaned once here: undecodable argv bytes arrive as lone surrogates."""
+    for name in ("message", "system", "name"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, clean_text(value))
 
 
 def _log_engine_to_stderr() -> None:
@@ -54,7 +72,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "model", None) or getattr(args, "ctx", None):
         settings = with_local_model(settings, getattr(args, "model", None), getattr(args, "ctx", None))
     if getattr(args, "vllm_url", None):
-        settings = with_remote(settings, args.vllm_url)
+        settings = with_remote(settings, args.vllm_url, api_key=os.environ.get(VLLM_API_KEY_ENV))
+    if getattr(args, "vllm_timeout", None):
+        settings = with_timeout(settings, args.vllm_timeout)
     if getattr(args, "db", None):
         settings = replace(settings, db_url=args.db)
     if getattr(args, "backend", None):
@@ -70,9 +90,9 @@ def _open_app(args: argparse.Namespace) -> App:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)  # bad flags fail before Gradio takes seconds to import
     from ui.server import ServeOptions, serve
 
-    settings = settings_from(args)
     if args.backend:
         settings = replace(settings, default_backend=args.backend)
     options = ServeOptions(
@@ -82,6 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         insecure_no_auth=args.insecure_no_auth,
         open_browser=args.open,
         window=args.window,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
     return serve(settings, options)
 
@@ -305,7 +327,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from app.users import UserError, add_user, validate_username
+    from app.users import UserError, add_user, change_password, validate_username
 
     app = _open_app(args)
     try:
@@ -322,6 +344,10 @@ def cmd_users(args: argparse.Namespace) -> int:
                 if not app.repo.remove_user(args.name):
                     raise CliError("not_found", f"no user {args.name!r}", ExitCode.BAD_INPUT)
                 print(f"removed {args.name} and their conversations", file=sys.stderr)
+                return ExitCode.OK
+            if args.action == "passwd":
+                change_password(app.repo, validate_username(args.name), _read_password())
+                print(f"changed the password of {args.name}; their sessions have ended", file=sys.stderr)
                 return ExitCode.OK
             add_user(app.repo, args.name, _read_password())
         except UserError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
@@ -25,11 +24,13 @@ from app.throttle import throttled
 from backends.base import BackendError
 from storage.repo import HIGHLIGHT, MessageRow, NotFound
 from ui.errors import user_error
+from ui.files import remove_upload, user_download_dir, write_private
 from ui.i18n import text
 from ui.identity import user_id_for
-from ui.markup import escape_html
+from ui.markup import literal
 
 Messages = list[dict[str, Any]]
+UPLOAD_GONE = "This upload was already read and then removed from the server; upload the file again."
 _PROGRESS = gr.Progress()
 # Outputs of a chat event: textbox, chatbot, notice, conversation id, sidebar list, edit mode.
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
@@ -56,26 +57,26 @@ def to_chatbot(rows: Sequence[MessageRow], lang: str = "en") -> Messages:
 def stored_view(row: MessageRow, lang: str) -> str:
     """A stored message as shown: a reply carries its stats, and its time on hover."""
     if row.role != "assistant":
-        return escape_html(row.content)
+        return row.content
     seconds = (row.updated_at - row.created_at).total_seconds()
     tokens = row.completion_tokens or 0
     stats = reply_stats(tokens, tokens / seconds if tokens and seconds > 0 else None, None, row.model or "")
     marker = text("chat.stopped", lang) if row.status == "interrupted" else ""
-    return with_meta(escape_html(row.content), stats, f"{row.updated_at:%Y-%m-%d %H:%M} UTC", marker)
+    return with_meta(row.content, stats, f"{row.updated_at:%Y-%m-%d %H:%M} UTC", marker)
 
 
 def live_view(update: ChatUpdate, lang: str) -> str:
     """The reply being written: a thinking sign before its first token, its stats once it ends."""
     if not update.reply and not update.done:
-        return f'<span class="thinking">{escape_html(text("chat.thinking", lang))}</span>'
+        return f"*{literal(text('chat.thinking', lang))}*"
     if not update.done:
-        return escape_html(update.reply)
+        return update.reply
     tokens, seconds = update.completion_tokens, update.elapsed_s
     rate = tokens / seconds if tokens and seconds else None
     stats = reply_stats(update.completion_tokens, rate, update.ttft_s, update.model)
     marker = text("chat.max_tokens_hit", lang) if update.truncated else ""
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    return with_meta(escape_html(update.reply), stats, when, marker)
+    return with_meta(update.reply, stats, when, marker)
 
 
 def reply_stats(tokens: int, rate: float | None, ttft_s: float | None, model: str) -> str:
@@ -89,12 +90,15 @@ def reply_stats(tokens: int, rate: float | None, ttft_s: float | None, model: st
     return " · ".join(parts)
 
 
-def with_meta(html: str, stats: str, when: str, marker: str = "") -> str:
-    """The reply, then a marker line (stopped, cut at max tokens) and a small stats line."""
-    lines = [html]
+def with_meta(reply: str, stats: str, when: str, marker: str = "") -> str:
+    """The reply, then a rule, a marker line (stopped, cut at max tokens) and its stats and time.
+
+    Markdown, since the chat renders Markdown through the sanitizer and nothing else.
+    """
+    lines = [reply, "---"]
     if marker:
-        lines.append(f'<span class="reply-marker">{escape_html(marker)}</span>')
-    lines.append(f'<span class="reply-meta" title="{escape_html(when)}">{escape_html(stats or when)}</span>')
+        lines.append(f"*{literal(marker)}*")
+    lines.append(f"*{literal(' · '.join(filter(None, [stats, when])))}*")
     return "\n\n".join(lines)
 
 
@@ -147,7 +151,7 @@ class Handlers:
         if not row["healthy"]:
             line += f"\n\n> {row['detail']}"
         if row.get("warning"):  # e.g. a GGUF without a chat template
-            line += f"\n\n> ⚠️ {escape_html(str(row['warning']))}"
+            line += f"\n\n> ⚠️ {literal(str(row['warning']))}"
         return line
 
     # -- first run: moving from the demo model to a real one ---------------------
@@ -245,7 +249,7 @@ class Handlers:
             title = self.app.repo.get_conversation(self.user(request), conversation_id).title
         except NotFound:
             return gr.update(visible=False), "", ""
-        return gr.update(visible=True), f"**{escape_html(title or 'New chat')}**", conversation_id
+        return gr.update(visible=True), f"**{literal(title or 'New chat')}**", conversation_id
 
     def delete(self, pending: str, current: str, request: gr.Request) -> tuple[Any, ...]:
         """Delete the conversation the confirmation named, whatever is selected now.
@@ -272,10 +276,8 @@ class Handlers:
         user_id = self.user(request)
         row = self.app.repo.get_conversation(user_id, conversation_id)
         body = exporting.render(row, self.app.repo.messages(user_id, conversation_id), fmt)
-        folder = Path(tempfile.mkdtemp(prefix="llamadesk-export-"))
-        target = folder / f"{_file_stem(row.title)}.{'json' if fmt == 'json' else 'md'}"
-        target.write_text(body, encoding="utf-8")
-        return str(target)
+        name = f"{_file_stem(row.title)}.{'json' if fmt == 'json' else 'md'}"
+        return str(write_private(user_download_dir(user_id), name, body))
 
     def import_conversation(self, file: Any, request: gr.Request) -> tuple[Any, ...]:
         """Chatbot, notice, id, sidebar, rename box: the imported conversation, opened."""
@@ -368,8 +370,8 @@ class Handlers:
                     done = f"**{text('summarize.plan')}:** {plan} · {outcome.result.elapsed_s:.1f} s"
                     yield (
                         "\n\n".join(filter(None, [warning, done])),
-                        escape_html(outcome.result.summary),
-                        write_markdown(doc, outcome.result.summary),
+                        outcome.result.summary,
+                        write_markdown(user_id, doc, outcome.result.summary),
                         outcome.conversation_id,
                         gr.update(choices=self.conversation_choices(user_id), value=outcome.conversation_id),
                     )
@@ -379,7 +381,10 @@ class Handlers:
     ) -> Iterator[ChatOutputs]:
         """A PDF dropped in the chat box: the plan and progress stream into the chat, then the summary."""
         doc = load_document(path, None)
-        shown = [*history, {"role": "user", "content": f"📄 {doc.filename} ({doc.page_count} pages)"}]
+        shown = [
+            *history,
+            {"role": "user", "content": f"📄 {literal(doc.filename)} ({doc.page_count} pages)"},
+        ]
         warning = injection_warning(doc)
         stream = self.app.documents.summarize_stream(
             user_id,
@@ -416,7 +421,7 @@ class Handlers:
                     )
                     continue
                 cid = event.outcome.conversation_id
-                final = [*shown, {"role": "assistant", "content": escape_html(event.outcome.result.summary)}]
+                final = [*shown, {"role": "assistant", "content": event.outcome.result.summary}]
                 sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
                 yield gr.skip(), final, warning, cid, sidebar, False
 
@@ -459,7 +464,7 @@ class Handlers:
             stream = self.app.chat.edit_last(user_id, conversation_id, content, settings)
         else:
             stream = self.app.chat.send(user_id, conversation_id or None, content, settings)
-        history.append({"role": "user", "content": escape_html(content)})
+        history.append({"role": "user", "content": content})
         yield from self._run(user_id, stream, history, conversation_id, message, lang)
 
     def regenerate(
@@ -601,12 +606,16 @@ def load_document(path: str | None, password: str | None, lang: str = "en") -> D
     """Extract a PDF for the UI; a failure becomes one gr.Error, said once in the user's words."""
     if not path:
         raise user_error(text("summarize.upload", lang))
+    if not Path(path).exists():
+        raise user_error(UPLOAD_GONE)
     try:
-        return extract_pdf(Path(path), filename=Path(path).name, password=password or None)
+        doc = extract_pdf(Path(path), filename=Path(path).name, password=password or None)
     except DocumentError as exc:
         raise user_error(text("documents." + exc.code, lang)) from exc
     except OSError as exc:
         raise user_error(text("documents.not_pdf", lang)) from exc
+    remove_upload(path)  # its text is in hand and stored by the summary; a wrong password keeps it
+    return doc
 
 
 def uploaded_path(file: Any) -> str | None:
@@ -624,7 +633,8 @@ def injection_warning(doc: Document) -> str:
     findings = detect_injection(doc.text)
     if not findings:
         return ""
-    return f"⚠️ {text('summarize.injection_warning')} ({findings[0].snippet[:80]!r})"
+    # The document's own words are quoted as text: they are what the warning is about.
+    return f"⚠️ {text('summarize.injection_warning')} (“{literal(findings[0].snippet[:80])}”)"
 
 
 def progress_markdown(plan: str, done: int, total: int, what: str) -> str:
@@ -632,12 +642,10 @@ def progress_markdown(plan: str, done: int, total: int, what: str) -> str:
     return f"**{text('summarize.plan')}:** {plan}\n\n{bar} {done}/{total} · {what}"
 
 
-def write_markdown(doc: Document, summary: str) -> str:
-    folder = Path(tempfile.gettempdir()) / "llamadesk-summaries"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
-    target.write_text(f"# {doc.filename}\n\n{summary}\n", encoding="utf-8")
-    return str(target)
+def write_markdown(user_id: int, doc: Document, summary: str) -> str:
+    """The summary as a Markdown file in the user's private download folder."""
+    name = f"{Path(doc.filename).stem}-{doc.sha256[:8]}-summary.md"
+    return str(write_private(user_download_dir(user_id), name, f"# {doc.filename}\n\n{summary}\n"))
 
 
 def settings_effect(prefs: dict[str, Any], lang: str) -> str:

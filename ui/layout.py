@@ -6,6 +6,7 @@ from importlib import resources
 
 import gradio as gr
 
+from app.chat import ChatSettings
 from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
 from app.models import SUGGESTED_REPO
@@ -141,10 +142,18 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         )
                         with gr.Row():
                             temperature = gr.Slider(
-                                0.0, 1.5, value=0.7, step=0.05, label=t("settings.temperature")
+                                0.0,
+                                1.5,
+                                value=ChatSettings.temperature,
+                                step=0.05,
+                                label=t("settings.temperature"),
                             )
                             max_tokens = gr.Slider(
-                                16, 4096, value=1024, step=16, label=t("settings.max_tokens")
+                                16,
+                                4096,
+                                value=ChatSettings.max_tokens,
+                                step=16,
+                                label=t("settings.max_tokens"),
                             )
                         with gr.Row():
                             reply_language = gr.Dropdown(

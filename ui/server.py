@@ -8,13 +8,18 @@ import sys
 import time
 import webbrowser
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
+from sqlalchemy import make_url
+from starlette.middleware import Middleware
 
 from app.config import LOOPBACK_HOSTS, Settings
 from app.core import App
-from ui import layout
+from ui import layout, markup
 from ui.exit_codes import ExitCode
+from ui.files import private_root
+from ui.guard import DEFAULT_UPLOAD_QUOTA, EdgePolicy, Guard
 from ui.i18n import i18n
 
 QUEUE_MAX_SIZE = 512
@@ -38,6 +43,16 @@ STATUS_UPDATE_S = 1.0
 # Gradio runs at most max_threads events at once (40 by default), and a streaming chat holds
 # one for its whole reply: without room for every remote chat, the 41st would wait.
 MAX_THREADS = layout.CHAT_LIMIT + 16
+# Uploads and summary downloads older than an hour are deleted, checked every 10 minutes; an
+# upload is removed sooner, once its text is stored.
+CACHE_LIFETIME_S = 3600
+CACHE_SWEEP_S = 600
+# System fonts only: the default theme fetches its fonts from Google, a request to another
+# origin on every page load (and none of the page's business offline).
+THEME = gr.themes.Soft(
+    font=["ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=["ui-monospace", "Consolas", "monospace"],
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,11 @@ class ServeOptions:
     insecure_no_auth: bool = False
     open_browser: bool = False
     window: bool = False
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    upload_quota: int = DEFAULT_UPLOAD_QUOTA
+    cache_lifetime_s: int = CACHE_LIFETIME_S
+    cache_sweep_s: int = CACHE_SWEEP_S
 
 
 class ExposureRefused(ValueError):
@@ -55,7 +75,9 @@ class ExposureRefused(ValueError):
 
 
 def check_exposure(options: ServeOptions) -> None:
-    """A non-loopback bind without sign-in would publish every conversation."""
+    """A non-loopback bind without sign-in would publish every conversation; TLS needs both files."""
+    if bool(options.ssl_certfile) != bool(options.ssl_keyfile):
+        raise ExposureRefused("--ssl-certfile and --ssl-keyfile go together: give both, or neither")
     if options.host not in LOOPBACK_HOSTS and not options.auth and not options.insecure_no_auth:
         raise ExposureRefused(
             f"refusing to serve on {options.host} without --auth: anyone on the network could read every "
@@ -67,7 +89,11 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
     """Start the server; with block=False it runs in the background (tests)."""
     check_exposure(options)
     skip_absent_matplotlib()
+    private_root()  # before the page is built: Gradio's components read it as their cache
     demo = layout.build(app, auth=options.auth)
+    markup.harden(demo)
+    demo.delete_cache = (options.cache_sweep_s, options.cache_lifetime_s)
+    policy = EdgePolicy(auth=options.auth, upload_quota=options.upload_quota)
     demo.queue(
         default_concurrency_limit=layout.CHAT_LIMIT,
         max_size=QUEUE_MAX_SIZE,
@@ -83,16 +109,30 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         prevent_thread_lock=True,
         quiet=True,
         max_file_size="200mb",
+        ssl_certfile=options.ssl_certfile,
+        ssl_keyfile=options.ssl_keyfile,
+        allowed_paths=[],
+        blocked_paths=_database_dirs(app),
+        app_kwargs={"middleware": [Middleware(Guard, llamadesk=app, policy=policy)]},
         max_threads=MAX_THREADS,
         state_session_capacity=SESSION_CAPACITY,
         footer_links=["api", "settings"],
         i18n=i18n(),
         css=layout.css(),
-        theme=gr.themes.Soft(),
+        theme=THEME,
     )
     if block and not _open_view(url, options):
         demo.block_thread()
     return demo, url
+
+
+def _database_dirs(app: App) -> list[str]:
+    """The SQLite file's folder, never served (unless the private upload folder lies inside it)."""
+    url = make_url(app.db.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return []
+    folder = Path(url.database).expanduser().resolve().parent
+    return [] if private_root().is_relative_to(folder) else [str(folder)]
 
 
 QUEUE_KNOBS: dict[str, float] = {

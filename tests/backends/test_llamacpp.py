@@ -175,7 +175,7 @@ def test_context_plan_follows_free_ram() -> None:
 def test_ctx_override(model_path: object) -> None:
     backend = LlamaCppBackend("small", n_ctx=1024)
     try:
-        assert backend.context_window == 1024
+        assert backend.connect().context_window == backend.context_window == 1024
         assert backend.info().extra["context_reason"] == "set by --ctx"
     finally:
         backend.close()

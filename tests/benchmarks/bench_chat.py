@@ -115,6 +115,7 @@ def run() -> list[Row]:
         settings = Settings(db_url=db_url, backends=(BackendSpec("local", "llamacpp"),))
         registry = BackendRegistry(settings)
         registry.add(backend)
+        backend.connect()
         app = App.open(settings, registry)
         # The raw side gets the exact messages the app sends (system line + language instruction).
         prompt = app.chat.build_prompt(backend, [{"role": "user", "content": PROMPT}], "en", ChatSettings())

@@ -4,8 +4,9 @@ Every request streams its tokens at a fixed rate on its own schedule, with no li
 on parallel requests, so it measures the client side alone: whatever slows 32
 streams below 32 × one stream is the app's doing, not the "model's".
 
-Served: GET /health, GET /v1/models (with max_model_len), POST /tokenize (vLLM
-shape), POST /v1/chat/completions (streaming or not, usage with include_usage).
+Served: GET /health, GET /v1/models (with max_model_len), GET /metrics (frozen work
+counters), POST /tokenize (vLLM shape), POST /v1/chat/completions (streaming or not,
+usage with include_usage).
 A word is a token. Test hooks in the last user message: SIM_503 answers HTTP 503;
 after a few tokens, SIM_ERROR sends an SSE error event, SIM_DROP cuts the
 connection and SIM_STALL goes quiet for a minute.
@@ -79,12 +80,14 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
 
 
 def response_bytes(status: int, payload: object) -> bytes:
-    body = json.dumps(payload).encode()
+    """A JSON response, or a plain-text one for a str payload (Prometheus metrics)."""
+    body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    kind = "text/plain" if isinstance(payload, str) else "application/json"
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}.get(
         status, "Error"
     )
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     )
     return head.encode() + body
@@ -150,6 +153,10 @@ class Simulator:
                 "max_model_len": cfg.max_model_len,
             }
             return 200, {"object": "list", "data": [entry]}
+        if (request.method, request.path) == ("GET", "/metrics"):
+            # vLLM's work counters, frozen: during SIM_STALL the "engine" makes no progress.
+            counters = ("prompt", "generation")
+            return 200, "".join(f'vllm:{kind}_tokens_total{{engine="0"}} 0.0\n' for kind in counters)
         if (request.method, request.path) == ("POST", "/tokenize"):
             body = request.body
             count = (

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
 
 from app.core import App
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.ui.conftest import SLOW_REPLY, Served, serving
 
@@ -74,7 +74,7 @@ def browser_local(local_app: App) -> Iterator[Served]:
 @pytest.fixture
 def browser_scripted(db_url: str) -> Iterator[Served]:
     # Slower than the API tests' backend: a browser click can take a while on a busy machine.
-    app = make_app(db_url, ScriptedBackend(reply=SLOW_REPLY, delay_s=BROWSER_DELAY_S))
+    app = make_app(db_url, ScriptedBackend(handler=replying(SLOW_REPLY, delay_s=BROWSER_DELAY_S)))
     try:
         with serving(app) as served:
             yield served

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image  # Pillow comes with gradio
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
 from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, screenshot, send, user_texts
@@ -163,7 +163,7 @@ def translations(lang: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served_i18n(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     db = tmp_path_factory.mktemp("i18n") / "llamadesk.db"
-    app = make_app(f"sqlite:///{db}", ScriptedBackend(reply=REPLY, delay_s=0.01))
+    app = make_app(f"sqlite:///{db}", ScriptedBackend(handler=replying(REPLY, delay_s=0.01)))
     try:
         with serving(app) as served:
             yield served

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route
 
 from app.core import App
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from ui.server import ServeOptions, launch
 
@@ -73,7 +73,7 @@ def xss_browser(chromium: Browser) -> Browser:
 
 @pytest.fixture
 def xss_app(db_url: str) -> Iterator[tuple[App, str]]:
-    app = make_app(db_url, ScriptedBackend(reply=REPLY))
+    app = make_app(db_url, ScriptedBackend(handler=replying(REPLY)))
     user = app.local_user_id()
     seeded = app.repo.create_conversation(user, title=TITLE)
     app.repo.add_message(user, seeded, "user", USER_MESSAGE)

@@ -291,12 +291,12 @@ def serve_scripted(argv: list[str] | None = None) -> None:
 
     Arguments: DB_URL PORT REPLY DELAY_S. Run it with start_scripted_server(); it serves until stopped.
     """
-    from backends.scripted import ScriptedBackend
+    from backends.scripted import ScriptedBackend, replying
     from tests.conftest import make_app
     from ui.server import ServeOptions, launch
 
     db_url, port, reply, delay = argv if argv is not None else sys.argv[1:]
-    app = make_app(db_url, ScriptedBackend(reply=reply, delay_s=float(delay)))
+    app = make_app(db_url, ScriptedBackend(handler=replying(reply, delay_s=float(delay))))
     launch(app, ServeOptions(port=int(port), auth=True), block=True)
 
 

@@ -18,7 +18,7 @@ from app.chat import ChatSettings, ChatUpdate
 from app.core import App
 from app.language import error_text
 from backends.base import BackendTimeout
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from backends.vllm import OpenAICompatBackend
 from storage.repo import MessageRow
 from tests.benchmarks.sim_server import start_simulator, stop_simulator
@@ -151,6 +151,7 @@ def test_the_timeout_is_a_backend_timeout() -> None:
     url, proc = start_simulator(rate=50.0, tokens=40, max_model_len=4096)
     backend = OpenAICompatBackend("sim", url, timeout_s=1.0)
     try:
+        backend.connect()
         from backends.base import GenerationOptions
 
         with pytest.raises(BackendTimeout):
@@ -169,7 +170,7 @@ ODD = "ok \ud800 lone \udfff surrogates, a pair \ud83d\ude00, NUL\x00, ESC\x1b[3
 
 def test_odd_text_from_a_backend_or_a_client_is_stored_and_served(db_url: str) -> None:
     """Lone surrogates, NUL and terminal escapes must not crash storage, the UI or the CLI."""
-    app = make_app(db_url, ScriptedBackend(reply=ODD))
+    app = make_app(db_url, ScriptedBackend(handler=replying(ODD)))
     try:
         user = app.local_user_id()
         final = run(app.chat.send(user, None, "hi \ud800 there\x00", SETTINGS))[-1]
@@ -190,7 +191,7 @@ def test_odd_text_through_the_real_api(db_url: str, tmp_path: Path) -> None:
 
     from ui.server import ServeOptions, launch
 
-    app = make_app(db_url, ScriptedBackend(reply=ODD))
+    app = make_app(db_url, ScriptedBackend(handler=replying(ODD)))
     demo, url = launch(app, ServeOptions(port=free_port()), block=False)
     try:
         base = url.rstrip("/")

@@ -21,7 +21,7 @@ from gradio_client import Client
 from app.chat import ChatSettings
 from app.core import App
 from app.users import add_user
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from storage.repo import NotFound
 from tests.conftest import make_app
 from tests.reliability.conftest import free_port, record_figure, start_serve, stop_process
@@ -81,7 +81,7 @@ class FakeRequest:
 
 @pytest.fixture
 def served(db_url: str) -> Iterator[Served]:
-    app = make_app(db_url, ScriptedBackend(reply="A plain reply.", delay_s=0.001))
+    app = make_app(db_url, ScriptedBackend(handler=replying("A plain reply.", delay_s=0.001)))
     alice = add_user(app.repo, "alice", PASSWORD["alice"])
     bob = add_user(app.repo, "bob", PASSWORD["bob"])
     demo, url = launch(app, ServeOptions(port=free_port(), auth=True), block=False)

@@ -17,7 +17,7 @@ import pytest
 
 from app.core import App
 from backends.base import ChatBackend
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from storage.repo import MessageRow
 from tests.conftest import make_app
 from ui.server import ServeOptions, launch
@@ -75,7 +75,7 @@ def last_reply_settled(app: App, conversation_id: str) -> bool:
 
 
 def slow_backend() -> ScriptedBackend:
-    return ScriptedBackend(reply=SLOW_REPLY, delay_s=SLOW_DELAY_S)
+    return ScriptedBackend(handler=replying(SLOW_REPLY, delay_s=SLOW_DELAY_S))
 
 
 @pytest.fixture

@@ -36,9 +36,9 @@ def test_an_encrypted_pdf_is_summarized_with_its_password(client: Client, tmp_pa
     from tests.pdfs import encrypted_pdf
 
     pdf = handle_file(str(encrypted_pdf(tmp_path / "secret.pdf", "s3cret")))
-    with pytest.raises(Exception, match="(?i)password"):
+    with pytest.raises(Exception, match=r"(?i)password"):
         client.predict(pdf, "en", api_name="/summarize")
-    with pytest.raises(Exception, match="(?i)password"):
+    with pytest.raises(Exception, match=r"(?i)password"):
         client.predict(pdf, "en", "wrong", api_name="/summarize")
     summary = client.predict(pdf, "en", "s3cret", api_name="/summarize")
     assert isinstance(summary, str) and summary.strip()

@@ -68,7 +68,7 @@ def test_chat_json_then_continue_and_export(db_url: str, tmp_path: Path) -> None
     assert json.loads(second.stdout)["conversation_id"] == data["conversation_id"]
 
     listing = cli("conversations", "list", "--json", db=db_url)
-    rows = json.loads(listing.stdout)
+    rows = json.loads(listing.stdout)["conversations"]
     assert [r["id"] for r in rows] == [data["conversation_id"]]
 
     exported = cli("conversations", "export", data["conversation_id"], "--format", "json", db=db_url)
@@ -83,7 +83,7 @@ def test_chat_json_then_continue_and_export(db_url: str, tmp_path: Path) -> None
 
     deleted = cli("conversations", "delete", data["conversation_id"], db=db_url)
     assert deleted.returncode == 0
-    assert json.loads(cli("conversations", "list", "--json", db=db_url).stdout) == []
+    assert json.loads(cli("conversations", "list", "--json", db=db_url).stdout) == {"conversations": []}
 
 
 def test_plain_chat_streams_text_to_stdout(db_url: str) -> None:
@@ -102,7 +102,7 @@ def test_reads_the_message_from_stdin(db_url: str) -> None:
     ("args", "needle"),
     [
         (("chat", "--json", ""), "empty"),
-        (("chat", "--json", "--lang", "xx", "hi"), "--lang"),
+        (("chat", "--json", "--lang", "xx", "hi"), "unsupported language 'xx'"),
         (("chat", "--json", "--model", "/nope/model.gguf", "hi"), "--model"),
         (("chat", "--json", "--conversation", "0" * 32, "hi"), "not found"),
         (("conversations", "show", "f" * 32), "not found"),

@@ -36,27 +36,32 @@ def test_sigint_while_modules_load_exits_130(db_url: str) -> None:
     process = CliProcess("chat", "hello", db_url=db_url, python_flags=("-X", "importtime"))
     process.wait_for_stderr(r"\|\s+sqlalchemy\n")
     code = process.signal_and_wait()
-    stderr = process.stderr.text()
-    assert code == 130, stderr[-3000:]
-    assert "Traceback" not in stderr and stderr.rstrip().endswith("cancelled")
+    said = [line for line in process.stderr.text().splitlines() if not line.startswith("import time:")]
+    assert (code, said) == (130, ["cancelled"])
     assert messages(db_url) == []
 
 
 def test_sigint_while_the_model_loads_exits_130_and_stores_nothing(db_url: str) -> None:
-    process = CliProcess("--debug", "chat", "hello", db_url=db_url)
-    process.wait_for_stderr("llama_model_loader")
+    process = CliProcess("chat", "hello", db_url=db_url)
+    # The command creates the local user, then loads the model before it stores anything.
+    process.wait_until(lambda: query(db_url, "SELECT count(*) FROM users") == [(1,)], "the local user")
     assert_cancelled(process, process.signal_and_wait())
     assert messages(db_url) == []
 
 
 def test_sigint_during_prefill_keeps_the_message_and_an_interrupted_reply(db_url: str) -> None:
     process = CliProcess("chat", LONG_MESSAGE, "--max-tokens", "64", db_url=db_url)
-    # The empty reply row exists from the moment the prompt goes to the model until its first token.
+    # The reply's heartbeat starts as its prompt goes to the model: a beat on a still empty reply
+    # means the model is reading the prompt.
     process.wait_until(
-        lambda: (
-            [(m[0], m[2]) for m in messages(db_url)] == [("user", "complete"), ("assistant", "streaming")]
+        lambda: bool(
+            query(
+                db_url,
+                "SELECT 1 FROM messages WHERE role = 'assistant' AND status = 'streaming'"
+                " AND content = '' AND updated_at > created_at",
+            )
         ),
-        "the reply row",
+        "the first heartbeat of the empty reply",
     )
     assert_cancelled(process, process.signal_and_wait())
     assert messages(db_url) == [("user", LONG_MESSAGE, "complete"), ("assistant", "", "interrupted")]
@@ -92,6 +97,6 @@ def test_sigint_in_a_map_step_keeps_the_finished_chunks(db_url: str, tmp_path: P
     # A small window makes the report a map-reduce of several chunks.
     process = CliProcess("--ctx", "2048", "summarize", str(pdf), db_url=db_url)
     process.wait_for_stderr(r"plan: .* chunks on")
-    process.wait_for_stderr(r"\[1/\d+\]")
+    process.wait_for_stderr(r"\[1/\d+\] (?!pages read)")  # a map step done, not a page read
     assert_cancelled(process, process.signal_and_wait())
     assert query(db_url, "SELECT count(*) FROM chunk_results")[0][0] >= 1

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from backends.base import ChatMessage, Delta, GenerationOptions
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.benchmarks.sse_client import call_streaming
 from tests.ui.conftest import ServeFactory
 from ui import layout
@@ -21,7 +21,7 @@ class GatedBackend(ScriptedBackend):
     """Answers only once `parties` chats are streaming from it at the same moment."""
 
     def __init__(self, parties: int) -> None:
-        super().__init__("gated", reply="all together")
+        super().__init__("gated", replying("all together"))
         self.gate = threading.Barrier(parties, timeout=GATE_TIMEOUT_S)
 
     def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:

@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.client import Job
 
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying, unavailable
 from tests.ui.conftest import (
     SLOW_REPLY,
     Served,
@@ -206,7 +206,7 @@ def test_stop_keeps_an_exact_prefix_of_the_scripted_reply(
 
 
 def test_chat_continues_a_conversation_with_its_history(serve_backends: ServeFactory) -> None:
-    backend = ScriptedBackend(reply="Paris is the capital of France.")
+    backend = ScriptedBackend(handler=replying("Paris is the capital of France."))
     served = serve_backends(backend)
     client = connect(served)
     try:
@@ -264,7 +264,7 @@ def test_empty_message_is_rejected_and_nothing_stored(serve_backends: ServeFacto
 
 
 def test_backend_down_is_a_clear_error_and_the_message_is_kept(serve_backends: ServeFactory) -> None:
-    served = serve_backends(ScriptedBackend(down=True))
+    served = serve_backends(ScriptedBackend(handler=unavailable()))
     client = connect(served)
     try:
         with pytest.raises(Exception, match="not reachable"):
