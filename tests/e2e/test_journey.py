@@ -197,12 +197,16 @@ def chat_stop_continue_edit(j: Journey) -> None:
 
     for _ in range(3):
         wait_until(streaming, MODEL_TIMEOUT_MS / 1000, "the reply to start")
+        # Words of the new reply, not of the one before it.
         page.wait_for_function(
-            f"() => ({LAST_BOT_TEXT})().split(/\\s+/).length >= 2", timeout=MODEL_TIMEOUT_MS
+            "() => { const r = document.querySelectorAll('#chatbot [data-testid=bot]');"
+            " const u = document.querySelectorAll('#chatbot [data-testid=user]');"
+            " return r.length >= u.length && r[r.length - 1].innerText.split(/\\s+/).length >= 3; }",
+            timeout=MODEL_TIMEOUT_MS,
         )
         page.keyboard.press("Escape")
         j.idle()
-        wait_until(lambda: last_reply_settled(j.app, cid), 60, "the stopped reply to be saved")
+        wait_until(lambda: last_reply_settled(j.app, cid), MODEL_TIMEOUT_MS / 1000, "the reply to settle")
         rows = j.app.repo.messages(j.app.local_user_id(), cid)
         if rows[-1].status == "interrupted":
             break
