@@ -297,7 +297,8 @@ def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
     rows = app.repo.messages(user, update.conversation_id)
     assert len(rows) == 2, "no new messages: the same reply grows"
     assert rows[1].id == cut.id and rows[1].status == "complete"
-    assert rows[1].content == cut.content + "and the rest." == final.reply
+    # Joined with the space the cut-off text needs, never glued on ("w4and").
+    assert rows[1].content == cut.content + " and the rest." == final.reply
     assert any("cut off" in r[-1]["content"] for r in backend.requests)
     with pytest.raises(InputRejected):
         list(app.chat.continue_last(user, update.conversation_id, ChatSettings()))

@@ -8,7 +8,7 @@ from app.chat import ChatSettings
 from app.core import App
 from app.language import title_prompt
 from app.titles import clean_model_title, distinct_title, echoes, excerpt_title
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -52,7 +52,8 @@ def _titled(app: App, text: str, conversation_id: str | None = None) -> str:
 
 
 def test_an_echoing_model_falls_back_to_a_clean_excerpt_and_titles_stay_distinct(db_url: str) -> None:
-    backend = ScriptedBackend(reply="Give this conversation a short title in English: at most six words")
+    echo = "Give this conversation a short title in English: at most six words"
+    backend = ScriptedBackend(handler=replying(echo))
     app = make_app(db_url, backend)
     question = "How do I keep basil alive on a windowsill during a long dark winter season?"
     first = _titled(app, question)
@@ -63,19 +64,19 @@ def test_an_echoing_model_falls_back_to_a_clean_excerpt_and_titles_stay_distinct
 
 
 def test_an_edited_first_message_gets_a_new_title(db_url: str) -> None:
-    backend = ScriptedBackend(reply="Title: Basil Care")
+    backend = ScriptedBackend(handler=replying("Title: Basil Care"))
     app = make_app(db_url, backend)
     user = app.local_user_id()
     cid = list(app.chat.send(user, None, "How do I keep basil alive?", ChatSettings()))[-1].conversation_id
     assert app.repo.get_conversation(user, cid).title == "Basil Care"
-    backend.reply = "Title: Tomato Seedlings"
+    backend.handler = replying("Title: Tomato Seedlings")
     list(app.chat.edit_last(user, cid, "When should I plant tomatoes?", ChatSettings()))
     assert app.repo.get_conversation(user, cid).title == "Tomato Seedlings"
     app.close()
 
 
 def test_the_title_waits_for_its_own_call_when_asked_to(db_url: str) -> None:
-    app = make_app(db_url, ScriptedBackend(reply="Title: Basil Care"))
+    app = make_app(db_url, ScriptedBackend(handler=replying("Title: Basil Care")))
     user = app.local_user_id()
     updates = list(app.chat.send(user, None, "How do I keep basil alive?", ChatSettings(auto_title=False)))
     assert updates[-1].done and updates[-1].title is None

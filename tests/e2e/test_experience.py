@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from app.core import App
-from backends.scripted import ScriptedBackend
+from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
 from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, send, user_texts
@@ -36,7 +36,7 @@ def tr(lang: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def backend() -> ScriptedBackend:
-    return ScriptedBackend(reply=WORDS, delay_s=DELAY_S)
+    return ScriptedBackend(handler=replying(WORDS, delay_s=DELAY_S))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, backend: ScriptedBackend) -
 
 @pytest.fixture(autouse=True)
 def fresh_reply(backend: ScriptedBackend) -> None:
-    backend.reply, backend.delay_s = WORDS, DELAY_S
+    backend.handler = replying(WORDS, delay_s=DELAY_S)
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_titles_never_echo_the_instruction_and_are_told_apart(
     page: Page, served: Served, backend: ScriptedBackend
 ) -> None:
     # A model that answers the title question by repeating it, as SmolLM2 did in German.
-    backend.reply, backend.delay_s = "Gib diesem Gespräch einen kurzen Titel auf Deutsch: höchstens", 0.0
+    backend.handler = replying("Gib diesem Gespräch einen kurzen Titel auf Deutsch: höchstens")
     question = "Wie pflege ich Basilikum auf der Fensterbank während eines langen dunklen Winters?"
     open_app(page, served.url)
     created = []
@@ -249,7 +249,7 @@ def test_a_bad_upload_is_reported_once_and_the_sidebar_stays(
 
 
 def test_the_trash_icon_starts_a_new_chat(page: Page, served: Served, backend: ScriptedBackend) -> None:
-    backend.reply, backend.delay_s = "Noted.", 0.0
+    backend.handler = replying("Noted.")
     open_app(page, served.url)
     before = conversation_ids(served.app)
     send(page, "Remember the secret word: pelican.")
@@ -344,7 +344,7 @@ def test_the_message_box_is_on_the_first_screen(
 def test_settings_persist_and_visibly_shape_the_reply(
     page: Page, served: Served, backend: ScriptedBackend
 ) -> None:
-    backend.reply, backend.delay_s = "Gern.", 0.0
+    backend.handler = replying("Gern.")
     open_app(page, served.url)
     page.locator("#settings").get_by_text("Settings", exact=True).first.click()
     page.locator("#system-prompt textarea").fill("Always answer like a pirate.")
