@@ -180,7 +180,7 @@ def harden(demo: gr.Blocks) -> int:
             setattr(block, name, value)
             block.constructor_args[name] = value
         value = getattr(block, "value", None)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not value.startswith(I18N_MARKER):
             block.value = safe_html(value)  # type: ignore[union-attr]
         count += 1
     return count

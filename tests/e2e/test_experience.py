@@ -125,6 +125,7 @@ def test_delete_names_its_conversation_and_is_bound_to_it(page: Page, served: Se
     page.locator("#delete").click()
     expect(confirm).to_be_visible()
     expect(page.locator("#delete-target")).to_have_text("Alpha trip plans")
+    expect(confirm).to_contain_text(tr("en")["sidebar.delete_confirm"])
     expect(confirm.locator("#delete-no")).to_be_visible()
     page.screenshot(path=str(shots / "delete-confirm.png"))
     assert inside(confirm.bounding_box(), page.locator("#sidebar").bounding_box())
