@@ -281,8 +281,9 @@ def search_rename_delete(j: Journey) -> None:
     (other,) = set(j.conversations()) - before
 
     j.entry(dragon).click()  # type: ignore[attr-defined]
+    expect(page.locator("#title-box textarea, #title-box input").first).to_have_value("Dragon notes")
     page.locator("#delete").click()
-    expect(page.locator("#delete-target")).to_have_text("Dragon notes")
+    expect(page.locator("#delete-target")).to_have_text("Dragon notes", timeout=30_000)
     j.shot("delete-confirm")
     j.entry(other).click()  # type: ignore[attr-defined]
     expect(page.locator("#delete-confirm")).to_be_hidden()
