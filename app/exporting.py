@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from storage.repo import ConversationRow, MessageRow
+from storage.repo import ConversationRow, MessageRow, Repository
 
 ROLE_HEADINGS = {"user": "User", "assistant": "Assistant", "system": "System"}
 
@@ -56,3 +56,37 @@ def render(row: ConversationRow, messages: Sequence[MessageRow], fmt: str) -> st
     if fmt == "json":
         return json.dumps(conversation_dict(row, messages), ensure_ascii=False, indent=2)
     return to_markdown(row, messages)
+
+
+class ImportRejected(ValueError):
+    """The file is not a conversation export; the message says what is wrong."""
+
+
+IMPORT_ROLES = ("user", "assistant", "system")
+IMPORT_STATUSES = ("complete", "interrupted")
+
+
+def import_conversation(repo: Repository, user_id: int, raw: str) -> str:
+    """Store a conversation from its JSON export as a new conversation of `user_id`; returns its id.
+
+    Everything is checked before anything is written, so a bad file adds nothing.
+    """
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImportRejected(f"not JSON: {exc.msg} (line {exc.lineno})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        raise ImportRejected("not a llamadesk conversation: no list of messages")
+    messages: list[tuple[str, str, str]] = []
+    for n, m in enumerate(data["messages"], 1):
+        role = m.get("role") if isinstance(m, dict) else None
+        content = m.get("content") if isinstance(m, dict) else None
+        if role not in IMPORT_ROLES or not isinstance(content, str):
+            raise ImportRejected(f"message {n} needs a role ({', '.join(IMPORT_ROLES)}) and text content")
+        status = str(m.get("status")) if m.get("status") in IMPORT_STATUSES else "complete"
+        messages.append((str(role), content, status))
+    language = str(data.get("language") or "auto")
+    cid = repo.create_conversation(user_id, title=str(data.get("title") or "Imported"), language=language)
+    for role, content, status in messages:
+        repo.add_message(user_id, cid, role, content, status=status)
+    return cid

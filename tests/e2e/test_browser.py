@@ -36,9 +36,17 @@ RECORD_BOT_TEXTS = """() => {
   new MutationObserver(record).observe(root, {subtree: true, childList: true, characterData: true});
 }"""
 
+# The reply itself: a finished reply ends with a rule, then its stats line, which is left out.
 LAST_BOT_TEXT = """() => {
   const bots = document.querySelectorAll('#chatbot [data-testid="bot"]');
-  return bots.length ? bots[bots.length - 1].innerText.trim() : '';
+  if (!bots.length) return '';
+  const bot = bots[bots.length - 1];
+  const rules = bot.querySelectorAll('hr');
+  if (!rules.length) return bot.innerText.trim();
+  const range = document.createRange();
+  range.setStart(bot, 0);
+  range.setEndBefore(rules[rules.length - 1]);
+  return range.toString().trim();
 }"""
 
 # The chatbot's status tracker is hidden once no event is writing to it.
