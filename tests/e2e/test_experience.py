@@ -234,7 +234,7 @@ def test_a_bad_upload_is_reported_once_and_the_sidebar_stays(
     page.get_by_role("tab", name="Summarize a PDF").click()
     page.locator("#pdf input[type=file]").set_input_files(str(not_pdf))
     page.locator("#summarize").click()
-    message = tr("en")["documents.not_pdf"]
+    message = tr("en")["errors.not_pdf"]
     expect(page.get_by_text(message).first).to_be_visible()
     page.screenshot(path=str(shots / "bad-upload.png"))
     shown = page.evaluate(
