@@ -373,10 +373,10 @@ def test_a_thai_message_and_its_reply_render_with_real_glyphs(
 
 def tesseract(image: Path, lang: str) -> str:
     if shutil.which("tesseract") is None:
-        pytest.skip("tesseract is missing: apt-get install tesseract-ocr " + " ".join(TESSERACT_PKG.values()))
+        pytest.fail("tesseract is missing: apt-get install tesseract-ocr " + " ".join(TESSERACT_PKG.values()))
     langs = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True).stdout.split()
     if lang not in langs:
-        pytest.skip(f"tesseract has no {lang} data: apt-get install {TESSERACT_PKG[lang]}")
+        pytest.fail(f"tesseract has no {lang} data: apt-get install {TESSERACT_PKG[lang]}")
     result = subprocess.run(
         ["tesseract", str(image), "stdout", "-l", lang, "--psm", "6"],
         capture_output=True,

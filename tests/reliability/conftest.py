@@ -254,7 +254,7 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = os.environ.get(pg.PG_ENV, "").strip()
     if not base:
         reason = pg.skip_reason() or f"{pg.PG_ENV} is not set and the tests.pg plugin did not start a server"
-        pytest.skip(f"PostgreSQL run skipped: {reason}")
+        pytest.fail(f"PostgreSQL is required and missing: {reason}")
     with pg.scratch_database(base) as url:
         yield url
 

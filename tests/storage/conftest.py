@@ -31,7 +31,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     base = os.environ.get(PG_ENV, "").strip()
     if not base:
-        pytest.skip(PG_SKIP_REASON)
+        pytest.fail(PG_SKIP_REASON)
     with pg.scratch_database(base) as url:
         yield url
 
