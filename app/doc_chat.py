@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app import language, prompts
@@ -39,6 +40,7 @@ from app.summarize import (
     effective_context,
     make_plan,
 )
+from app.titles import excerpt_title, unique_title
 from app.uploads import ReadControl, Upload, read_upload
 from backends.base import ChatBackend
 from storage.repo import Repository
@@ -209,7 +211,11 @@ class DocumentService:
         document, or a new one."""
         cid = conversation_id or self.repo.conversation_with_document(user_id, doc.sha256)
         cid = cid or self.repo.create_conversation(
-            user_id, title=doc.filename[:60], backend=backend.name, model=backend.model, language=lang
+            user_id,
+            title=unique_title(self.repo, user_id, excerpt_title(doc.filename), datetime.now(UTC)),
+            backend=backend.name,
+            model=backend.model,
+            language=lang,
         )
         self.repo.get_conversation(user_id, cid)  # ownership, before anything is written
         self.repo.store_document(doc.sha256, doc.filename, doc.language or "", doc.pages)

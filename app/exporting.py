@@ -182,3 +182,40 @@ def write_jsonl(rows: Iterable[dict], out: TextIO) -> int:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
     return count
+
+
+# -- import ------------------------------------------------------------------------------------------
+
+
+class ImportRejected(ValueError):
+    """The file is not a conversation export; the message says what is wrong."""
+
+
+IMPORT_ROLES = ("user", "assistant", "system")
+IMPORT_STATUSES = ("complete", "interrupted")
+
+
+def import_conversation(repo: Repository, user_id: int, raw: str) -> str:
+    """Store a conversation from its JSON export as a new conversation of `user_id`; returns its id.
+
+    Everything is checked before anything is written, so a bad file adds nothing.
+    """
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImportRejected(f"not JSON: {exc.msg} (line {exc.lineno})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        raise ImportRejected("not a llamadesk conversation: no list of messages")
+    messages: list[tuple[str, str, str]] = []
+    for n, m in enumerate(data["messages"], 1):
+        role = m.get("role") if isinstance(m, dict) else None
+        content = m.get("content") if isinstance(m, dict) else None
+        if role not in IMPORT_ROLES or not isinstance(content, str):
+            raise ImportRejected(f"message {n} needs a role ({', '.join(IMPORT_ROLES)}) and text content")
+        status = str(m.get("status")) if m.get("status") in IMPORT_STATUSES else "complete"
+        messages.append((str(role), content, status))
+    language = str(data.get("language") or "auto")
+    cid = repo.create_conversation(user_id, title=str(data.get("title") or "Imported"), language=language)
+    for role, content, status in messages:
+        repo.add_message(user_id, cid, role, content, status=status)
+    return cid

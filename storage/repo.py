@@ -702,7 +702,8 @@ _SQLITE_SEARCH = text(
 
 
 def _search_sqlite(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
-    match = " ".join(fts5_phrase(t) for t in terms)  # implicit AND
+    # Implicit AND of prefix matches: "drag" finds "dragon", as a search box is typed.
+    match = " ".join(f"{fts5_phrase(t)}*" for t in terms)
     rows = session.execute(_SQLITE_SEARCH, {"match": match, "user_id": user_id, "limit": limit})
     return [SearchHit(cid, mid, title, snippet) for mid, cid, title, snippet in rows]
 
@@ -716,7 +717,7 @@ _POSTGRES_SEARCH = text(
                        'StartSel="{HIGHLIGHT[0]}", StopSel="{HIGHLIGHT[1]}", MaxWords=24, MinWords=8')
     FROM messages AS m
     JOIN conversations AS c ON c.id = m.conversation_id,
-         plainto_tsquery('simple', :query) AS q
+         to_tsquery('simple', :query) AS q
     WHERE to_tsvector('simple', m.content) @@ q AND c.user_id = :user_id
     ORDER BY m.id DESC
     LIMIT :limit
@@ -725,9 +726,15 @@ _POSTGRES_SEARCH = text(
 
 
 def _search_postgres(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
-    params = {"query": " ".join(terms), "user_id": user_id, "limit": limit}
+    params = {"query": _prefix_tsquery(terms), "user_id": user_id, "limit": limit}
     rows = session.execute(_POSTGRES_SEARCH, params).all()
     return [SearchHit(cid, mid, title, snippet) for mid, cid, title, snippet in rows]
+
+
+def _prefix_tsquery(terms: list[str]) -> str:
+    """Every term as a quoted tsquery prefix ('drag':*), ANDed: user input is never tsquery syntax."""
+    quoted = (term.replace("\\", "\\\\").replace("'", "''") for term in terms)
+    return " & ".join(f"'{term}':*" for term in quoted)
 
 
 def _search_like(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
