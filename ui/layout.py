@@ -282,7 +282,13 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         # The chatbot's own trash icon starts a new chat too: hiding the history but still sending
         # it to the model would mislead.
         chatbot.clear(handlers.new_chat, None, new_chat_outputs, api_visibility="private")
-        search.submit(handlers.search, [search], [conversations, search_status], api_visibility="private")
+        search.submit(
+            handlers.search,
+            [search],
+            [conversations, search_status],
+            api_visibility="private",
+            trigger_mode="always_last",  # a query sent while one runs is answered after it, not dropped
+        )
         rename.click(
             handlers.rename,
             [conversation_id, title_box],

@@ -8,6 +8,7 @@ The real model runs the full path in test_journey.py.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -400,3 +401,33 @@ def test_a_json_export_imports_back_as_a_new_conversation(page: Page, served: Se
     (cid,) = conversation_ids(served.app) - before
     rows = served.app.repo.messages(served.app.local_user_id(), cid)
     assert [(r.role, r.content) for r in rows] == [(m["role"], m["content"]) for m in exported["messages"]]
+
+
+# -- Search ---------------------------------------------------------------------------------
+
+
+def test_a_search_submitted_while_another_runs_is_still_answered(
+    page: Page, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sidebar ends on the last query the user sent, not on one sent before it."""
+    cid = seed(served.app, "Harbour log", "lighthousekeeper duties")
+    first_arrived, release = threading.Event(), threading.Event()
+    search = served.app.repo.search
+
+    def held_search(*args: object, **kwargs: object) -> object:
+        if not first_arrived.is_set():  # the first query stays on the server until the second is sent
+            first_arrived.set()
+            release.wait(DEFAULT_TIMEOUT_MS / 1000)
+        return search(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(served.app.repo, "search", held_search)
+    open_app(page, served.url)
+    box = page.locator("#search textarea, #search input").first
+    box.fill("lighthousekeeper")
+    box.press("Enter")
+    wait_until(first_arrived.is_set, DEFAULT_TIMEOUT_MS / 1000, "the first search to reach the server")
+    box.fill("zzqxv")
+    box.press("Enter")
+    release.set()
+    expect(page.locator("#search-status")).to_have_text(tr("en")["sidebar.no_results"])
+    expect(entry(page, cid)).to_have_count(0)

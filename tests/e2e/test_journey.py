@@ -255,7 +255,7 @@ def search_rename_delete(j: Journey) -> None:
     search = page.locator("#search textarea, #search input").first
     search.fill("drag")  # a prefix of "dragon"
     search.press("Enter")
-    expect(j.entry(dragon)).to_be_visible()
+    expect(j.entry(dragon)).to_contain_text(" — ")  # a search hit: the title, then its snippet
     expect(j.entry(dragon)).not_to_contain_text("**")
     search.fill("zzqxv")
     search.press("Enter")
