@@ -318,6 +318,7 @@ def summarize_follow_up(j: Journey, pdf: Path) -> None:
     j.idle()
     summary = j.bot()
     assert re.search(r"\bpp?\. ?\d", summary), f"no page citation in {summary!r}"
+    assert not re.search(r"<<<|DOCUMENT [0-9a-f]{16}|\[page \d+\]", summary), f"markers shown: {summary!r}"
     j.shot("summary")
 
     j.send("What is this document about?")
