@@ -94,11 +94,10 @@ class Journey:
         expect(self.page.locator("#settings-effect")).to_contain_text(effect)  # saved and in force
 
 
-@pytest.fixture(scope="module")
-def served_model(
-    tmp_path_factory: pytest.TempPathFactory, local_backend: LlamaCppBackend
-) -> Iterator[Served]:
-    db = tmp_path_factory.mktemp("journey") / "llamadesk.db"
+@pytest.fixture
+def served_model(tmp_path: Path, local_backend: LlamaCppBackend) -> Iterator[Served]:
+    """A new user in each language: an empty database of its own (the model stays loaded)."""
+    db = tmp_path / "llamadesk.db"
     app = make_app(f"sqlite:///{db}", local_backend)
     try:
         with serving(app) as served:
