@@ -307,6 +307,7 @@ class ChatService:
         backend: ChatBackend,
         settings: ChatSettings,
     ) -> _Prompt:
+        backend.connect()  # a server down since _ready raises its own error here, the message kept
         question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
         context = self.documents.context(documents, question, backend)
         return self.build_prompt(backend, turns, lang, settings, context)
@@ -469,7 +470,7 @@ class ChatService:
         and raises ModelFileError with nothing written. A server that cannot be reached right now
         is reported by the reply instead, and the stored message waits for a retry."""
         try:
-            _ = backend.context_window
+            backend.connect()
         except ModelFileError:
             raise
         except BackendError:
@@ -480,7 +481,7 @@ class ChatService:
         name = settings.backend
         if not name and conversation is not None:
             name = conversation.backend or None
-        return self.backends.get(name)
+        return self.backends.get(name, connect=False)  # _ready or _prompt connects
 
     def _reply_language(
         self,

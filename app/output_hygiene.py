@@ -27,6 +27,8 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 MAX_MARKER_CHARS = 40  # "<<<END DOCUMENT 0123456789abcdef>>>" and a little more
 LOOP_REPEATS = 3  # a sentence seen this often is a loop, not emphasis
 LOOP_MIN_CHARS = 24  # shorter sentences ("Yes.", list bullets) repeat legitimately
+PHRASE_WORDS = 7  # words; a phrase this long said a third time is circling, not emphasis
+_WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"[^.!?。।\n]+[.!?。।]?")
 
 
@@ -54,9 +56,14 @@ def visible_so_far(text: str) -> str:
 
 
 def loop_start(text: str) -> int | None:
-    """Where a repetition loop begins in `text` (the second copy of the repeated sentence), or None."""
+    """Where a repetition loop begins in `text`, or None: the second copy of a sentence said three
+    times, or the sentence that says a long phrase for the third time (a model circling one title
+    or claim in ever new sentences)."""
     seen: dict[str, list[int]] = {}
+    phrases = PhraseCount()
     for match in _SENTENCE.finditer(text):
+        if phrases.add(match.group(0)):
+            return match.start()
         sentence = " ".join(match.group(0).lower().split())
         if len(sentence) < LOOP_MIN_CHARS:
             continue
@@ -65,6 +72,30 @@ def loop_start(text: str) -> int | None:
         if len(starts) >= LOOP_REPEATS:
             return starts[1]
     return None
+
+
+def without_repeats(texts: list[str]) -> list[str]:
+    """The texts in order, less each sentence that would say a long phrase a third time: parts written
+    apart (a summary's sections) can repeat one another though no single part loops."""
+    phrases = PhraseCount()
+    return ["".join(m.group(0) for m in _SENTENCE.finditer(t) if not phrases.add(m.group(0))) for t in texts]
+
+
+class PhraseCount:
+    """Counts the PHRASE_WORDS-word phrases of the sentences added; a sentence that would bring one of
+    them to LOOP_REPEATS is refused (not counted) and `add` says so."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, ...], int] = {}
+
+    def add(self, sentence: str) -> bool:
+        words = _WORD.findall(sentence.lower())
+        grams = {tuple(words[i : i + PHRASE_WORDS]) for i in range(len(words) - PHRASE_WORDS + 1)}
+        if any(self._counts.get(g, 0) + 1 >= LOOP_REPEATS for g in grams):
+            return True
+        for gram in grams:
+            self._counts[gram] = self._counts.get(gram, 0) + 1
+        return False
 
 
 class LoopGuard:

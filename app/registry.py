@@ -46,15 +46,17 @@ class BackendRegistry:
     def default_name(self) -> str:
         return self.settings.default_backend
 
-    def get(self, name: str | None = None) -> ChatBackend:
-        """The backend called ``name`` (None: the default), connected. Raises UnknownBackend for any
-        other name, and a BackendError while it cannot connect (tried again next time)."""
+    def get(self, name: str | None = None, *, connect: bool = True) -> ChatBackend:
+        """The backend called ``name`` (None: the default), connected unless ``connect`` is False.
+        Raises UnknownBackend for any other name, and a BackendError while it cannot connect
+        (tried again next time)."""
         spec = self.settings.backend(name)
         with self._lock:
             backend = self._backends.get(spec.name)
             if backend is None:
                 backend = self._backends[spec.name] = create_backend(spec)
-        backend.connect()
+        if connect:
+            backend.connect()
         return backend
 
     def register(self, spec: BackendSpec) -> None:

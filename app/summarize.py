@@ -30,7 +30,7 @@ from app.documents import Document
 from app.errors import Cancelled
 from app.injection import fence_document
 from app.map_steps import map_workers, run_steps
-from app.output_hygiene import LoopGuard, echoes_markers, strip_markers, visible_so_far
+from app.output_hygiene import LoopGuard, echoes_markers, strip_markers, visible_so_far, without_repeats
 from backends.base import ChatBackend, ChatMessage, GenerationOptions, close_stream
 from storage.repo import Repository
 
@@ -653,6 +653,7 @@ def compose(
     overview: str, sections: Sequence[Part], page_count: int, lang: str, placeholder: str = NO_TEXT
 ) -> str:
     """The summary as Markdown: the overview, then one line per section with the pages it came from."""
+    overview, *texts = without_repeats([overview, *(part.text for part in sections)])
     body = overview.strip() or placeholder
     if not sections:
         if body and not citations(body, page_count):
@@ -660,8 +661,8 @@ def compose(
         return body
     lines = [body, ""] if body else []
     lines += [f"### {messages.text('summarize.sections', lang)}", ""]
-    for part in sections:
-        lines.append(f"- **{part.pages_label}** — {_first_sentences(part.text)}")
+    for part, text in zip(sections, texts, strict=True):
+        lines.append(f"- **{part.pages_label}** — {_first_sentences(text) or placeholder}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from backends.scripted import ScriptedBackend
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 # Start a throwaway PostgreSQL server and the real vLLM server when selected tests want them.
-pytest_plugins = ["tests.pg", "tests.vllm_server"]
+pytest_plugins = ["tests.pg", "tests.vllm_server", "tests.browser"]
 
 
 @pytest.fixture(scope="session")

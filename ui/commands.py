@@ -74,11 +74,12 @@ def _log_engine_to_stderr() -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     settings = load_settings(getattr(args, "config", None))
-    if getattr(args, "model", None) or getattr(args, "ctx", None):
+    # `is not None`: a 0 is bad input that must reach the validators, not a missing flag.
+    if getattr(args, "model", None) or getattr(args, "ctx", None) is not None:
         settings = with_local_model(settings, getattr(args, "model", None), getattr(args, "ctx", None))
     if getattr(args, "vllm_url", None):
         settings = with_remote(settings, args.vllm_url, api_key=os.environ.get(VLLM_API_KEY_ENV))
-    if getattr(args, "vllm_timeout", None):
+    if getattr(args, "vllm_timeout", None) is not None:
         settings = with_timeout(settings, args.vllm_timeout)
     if getattr(args, "db", None):
         settings = replace(settings, db_url=args.db)

@@ -111,6 +111,9 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         max_file_size="200mb",
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,
+        # Only Gradio's start-up request to itself on 127.0.0.1: a self-signed or public-name
+        # certificate cannot verify there, and clients still verify as they choose.
+        ssl_verify=False,
         allowed_paths=[],
         blocked_paths=_database_dirs(app),
         # Gradio adds its own routes to this app after these: /v1 is served by the same server and port.

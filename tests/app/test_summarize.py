@@ -18,6 +18,7 @@ from app.documents import Document, extract_pdf
 from app.language import LanguageRejected
 from app.summarize import (
     Notice,
+    Part,
     PassText,
     PlanReady,
     Progressed,
@@ -26,6 +27,7 @@ from app.summarize import (
     SummaryCancelled,
     Unit,
     citations,
+    compose,
     keep_cited_pages,
     make_plan,
     pack,
@@ -401,6 +403,31 @@ def test_a_fence_id_quoted_in_the_text_is_an_echo_and_never_shown(db_url: str) -
         if isinstance(event, PassText):
             assert "0123456789abcdef" not in event.text, event.text
     app.close()
+
+
+def test_a_pass_circling_one_phrase_in_new_sentences_is_stopped(db_url: str) -> None:
+    # No sentence repeats, but one title comes back in each: a loop the sentence check cannot see.
+    circling = (
+        "Title: The Method Could Be Used For Climate Change Mitigation.\n"
+        "- Topic: the method could be used for climate change in cities.\n"
+        'Notes on "The Method Could Be Used For Climate Change Mitigation" by a team.\n'
+        "More about the method could be used for climate change again."
+    )
+    backend = ScriptedBackend(handler=replying(circling))
+    app = make_app(db_url, backend)
+    events = events_of(app, document(["The method was tested.", "It worked."]))
+    summary = outcome_of(events).result.summary
+    assert summary.lower().count("the method could be used for climate change") == 2, summary
+    assert any(isinstance(e, Notice) and e.code == "repetition_stopped" for e in events)
+    app.close()
+
+
+def test_sections_do_not_repeat_one_another() -> None:
+    said = "The report describes the new bridge over the river in detail."
+    parts = [Part(n, n, f"{said} Page {n} adds its own point.", 20) for n in range(1, 5)]
+    summary = compose("An overview.", parts, 4, "en")
+    assert summary.count("the new bridge over the river") == 2, summary
+    assert all(f"Page {n} adds its own point." in summary for n in range(1, 5)), "the rest of each stays"
 
 
 # -- follow-ups ------------------------------------------------------------------------------------

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from app.core import App
 from backends.scripted import ScriptedBackend, replying
@@ -17,38 +16,11 @@ from tests.ui.conftest import SLOW_REPLY, Served, serving
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Generous: two cores may be shared with the model and other test runs.
 DEFAULT_TIMEOUT_MS = 60_000
 BROWSER_DELAY_S = 0.05  # the 200-word scripted reply then takes about 10 s
 # Anything not served by the app (web fonts, CDNs) is refused at once instead of hanging offline.
 EXTERNAL = re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*", re.IGNORECASE)
-
-
-@pytest.fixture(scope="session")
-def playwright_session() -> Iterator[Playwright]:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} is missing; `make test` installs Debian's chromium (apt-get install chromium)"
-        )
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="session")
-def chromium(playwright_session: Playwright) -> Iterator[Browser]:
-    browser = playwright_session.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 def _refuse(route: Route) -> None:

@@ -15,9 +15,7 @@ from playwright.sync_api import Browser
 
 from tests.reliability.conftest import ServeProcess, cli_command, cli_env
 from tests.reliability.security_helpers import PASSWORD, login, security_server
-from tests.reliability.test_rendering import Recorder, _signed_in_context, _wait_for_text, chromium
-
-__all__ = ["chromium"]  # the browser fixture, shared with the rendering test
+from tests.reliability.test_rendering import Recorder, _signed_in_context, _wait_for_text
 
 REPLY = "The reply arrived intact."
 
