@@ -378,14 +378,7 @@ class ChatService:
                     parts.append(rest)
                     update = replace(update, reply="".join(parts))
                 update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
-                self.repo.checkpoint_message(
-                    user_id,
-                    reply_id,
-                    update.reply,
-                    status="complete",
-                    prompt_tokens=update.prompt_tokens,
-                    completion_tokens=update.completion_tokens,
-                )
+                checkpoint.complete(update.reply, update.prompt_tokens, update.completion_tokens)
                 finished = True
             except BackendError:
                 finished = True
@@ -393,7 +386,7 @@ class ChatService:
                 raise
             finally:
                 if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
-                    self.repo.checkpoint_message(user_id, reply_id, "".join(parts), status="interrupted")
+                    checkpoint.interrupted("".join(parts))
         yield update
         if not (first_exchange and settings.auto_title):
             return

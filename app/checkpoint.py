@@ -24,3 +24,16 @@ class Checkpointer:
         if now - self.last >= CHECKPOINT_INTERVAL_S:
             self.repo.checkpoint_message(self.user_id, self.message_id, text, status="streaming")
             self.last = now
+
+    def complete(self, text: str, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        self.repo.checkpoint_message(
+            self.user_id,
+            self.message_id,
+            text,
+            status="complete",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def interrupted(self, text: str) -> None:
+        self.repo.checkpoint_message(self.user_id, self.message_id, text, status="interrupted")

@@ -165,17 +165,10 @@ class DocumentService:
             try:
                 result = run.execute()
                 result = replace(result, summary=with_section_names(doc, result.summary))
-                self.repo.checkpoint_message(
-                    user_id,
-                    reply_id,
-                    result.summary,
-                    status="complete",
-                    prompt_tokens=result.tokens_processed,
-                    completion_tokens=result.output_tokens,
-                )
+                checkpoint.complete(result.summary, result.tokens_processed, result.output_tokens)
                 events.put(Finished(SummaryOutcome(result, plan, cid, reply_id, plan.document_tokens)))
             except BaseException as exc:  # cancelled, the backend failed, the database went away
-                self.repo.checkpoint_message(user_id, reply_id, run.partial(), status="interrupted")
+                checkpoint.interrupted(run.partial())
                 events.put(exc)
 
         def saving(event: object) -> None:

@@ -172,17 +172,17 @@ class ServeProcess:
 def start_serve(db_url: str, log: Path, *extra: str, host: str = "127.0.0.1") -> ServeProcess:
     """`python -m ui.cli serve` on a free port; returns once it answers HTTP."""
     port = free_port()
+    command = cli_command("serve", "--port", str(port), "--db", db_url, "--host", host, *extra)
+    return launch(command, port, log, "llamadesk serve")
+
+
+def launch(command: list[str], port: int, log: Path, what: str) -> ServeProcess:
+    """Start a server process that logs to ``log``; returns once it answers HTTP on ``port``."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cli_command("serve", "--port", str(port), "--db", db_url, "--host", host, *extra),
-            cwd=REPO_ROOT,
-            env=cli_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=cli_env(), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until(lambda: _answers(url, proc), START_TIMEOUT_S, f"llamadesk serve on {url}", 0.25)
+        wait_until(lambda: _answers(url, proc), START_TIMEOUT_S, f"{what} on {url}", 0.25)
     except BaseException:
         stop_process(proc)
         raise
@@ -191,7 +191,7 @@ def start_serve(db_url: str, log: Path, *extra: str, host: str = "127.0.0.1") ->
 
 def _answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
     if proc.poll() is not None:
-        raise AssertionError(f"llamadesk serve exited with code {proc.returncode} during start-up")
+        raise AssertionError(f"the server exited with code {proc.returncode} during start-up")
     try:
         return httpx.get(url, timeout=2).status_code < 500
     except httpx.HTTPError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,16 +14,7 @@ import httpx
 from app.users import add_user
 from storage.db import Database
 from storage.repo import Repository
-from tests.reliability.conftest import (
-    REPO_ROOT,
-    START_TIMEOUT_S,
-    ServeProcess,
-    _answers,
-    cli_env,
-    free_port,
-    stop_process,
-    wait_until,
-)
+from tests.reliability.conftest import ServeProcess, free_port, launch, stop_process
 
 PASSWORD = {"alice": "alice-password-1", "bob": "bob-password-22"}
 
@@ -46,21 +36,12 @@ def security_server(tmp_path: Path, **config: Any) -> Iterator[ServeProcess]:
     port = free_port()
     config_file = tmp_path / f"server-{port}.json"
     config_file.write_text(json.dumps({"db_url": db_url, "port": port, **config}), encoding="utf-8")
-    log = tmp_path / f"server-{port}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.security_server", str(config_file)],
-            cwd=REPO_ROOT,
-            env=cli_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
+    command = [sys.executable, "-m", "tests.reliability.security_server", str(config_file)]
+    server = launch(command, port, tmp_path / f"server-{port}.log", "the security test server")
     try:
-        wait_until(lambda: _answers(url, proc), START_TIMEOUT_S, f"the security test server on {url}", 0.25)
-        yield ServeProcess(proc, url, log)
+        yield server
     finally:
-        stop_process(proc)
+        stop_process(server.proc)
 
 
 def login(url: str, user: str, password: str | None = None, **client: Any) -> httpx.Client:
