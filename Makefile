@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the browser tests and the Devanagari/Thai rendering need, and Tesseract with the
-# script detection and language packs of Llama 3.1's eight languages, which OCR scanned PDFs (app/ocr.py).
+# Debian packages the browser tests and the Devanagari/Thai rendering need (curl: the /v1 API tests), and
+# Tesseract with the script detection and language packs of Llama 3.1's eight languages, which OCR
+# scanned PDFs (app/ocr.py).
 OCR_PKGS := tesseract-ocr tesseract-ocr-osd tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
 	tesseract-ocr-ita tesseract-ocr-por tesseract-ocr-hin tesseract-ocr-spa tesseract-ocr-tha
-BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji
+BROWSER_PKGS := chromium fonts-noto-core fonts-thai-tlwg fonts-noto-color-emoji curl
 
 # The real vLLM engine for the tests (tests/vllm_server.py): the CPU build of vLLM in its own venv,
 # so its pins never meet the app's, serving the embedded model converted to a Hugging Face folder.

@@ -7,19 +7,20 @@ loses what the user typed or what the model already said.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from app import language, prompts
 from app.checkpoint import Checkpointer
+from app.continuation import ContinuationJoiner
 from app.doc_chat import DocumentService
 from app.errors import AppError
 from app.heartbeat import Heartbeat
 from app.output_hygiene import LoopGuard
 from app.registry import BackendRegistry
 from app.text import strip_control_chars
+from app.titles import clean_model_title, excerpt_title, unique_title
 from backends.base import (
     DEFAULT_OPTIONS,
     MESSAGE_OVERHEAD_TOKENS,
@@ -27,6 +28,7 @@ from backends.base import (
     ChatBackend,
     ChatMessage,
     ContextOverflow,
+    Delta,
     GenerationOptions,
     ModelFileError,
     close_stream,
@@ -34,7 +36,6 @@ from backends.base import (
 from storage.repo import ConversationRow, MessageRow, Repository, storable_text
 
 MAX_MESSAGE_CHARS = 100_000
-TITLE_MAX_CHARS = 60
 # Room kept free for the chat template's own tokens when the history is trimmed.
 PROMPT_SAFETY_TOKENS = 16
 # What a chat template may add beyond MESSAGE_OVERHEAD_TOKENS a message (BOS, the generation
@@ -58,6 +59,10 @@ class ChatSettings:
     reply_language: str | None = None  # "auto", a code to pin, or None: the conversation's policy
     backend: str | None = None  # None: the conversation's, else the default
     seed: int | None = None
+    stop: tuple[str, ...] = ()  # the reply ends before any of these
+    # False: the caller titles a new conversation itself (title_conversation), after the reply
+    # event has ended, so that making the title never holds up the user's next message.
+    auto_title: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,15 +88,30 @@ class ChatUpdate:
     elapsed_s: float = 0.0
     title: str | None = None
     first_text: bool = False  # this update carries the reply's first text
+    finish_reason: str | None = None  # the backend's, once the reply is complete: "stop" or "length"
 
     @property
     def done(self) -> bool:
         return self.status != "streaming"
 
     @property
+    def truncated(self) -> bool:
+        """The reply stopped at the max-tokens limit."""
+        return self.finish_reason == "length"
+
+    @property
     def urgent(self) -> bool:
         """Worth showing at once, even inside a UI throttle interval: first text, the end, a title."""
         return self.first_text or self.done or self.title is not None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A stateless completion of the caller's own messages (the OpenAI-compatible API); nothing is stored."""
+
+    backend: str
+    model: str
+    deltas: Iterator[Delta]
 
 
 @dataclass
@@ -132,7 +152,7 @@ class ChatService:
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
                 user_id,
-                title=fallback_title(text),
+                title=excerpt_title(text),
                 backend=backend.name,
                 model=_model_of(backend),
                 language=lang,
@@ -172,6 +192,8 @@ class ChatService:
         last_user = _last(rows, "user")
         if last_user is not None:
             self.repo.delete_messages_from(user_id, conversation_id, last_user.id)
+            if last_user.id == rows[0].id:  # the title quoted what is now gone; it is made again
+                self.repo.rename_conversation(user_id, conversation_id, excerpt_title(text))
         yield from self.send(user_id, conversation_id, text, settings)
 
     def continue_last(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
@@ -204,6 +226,28 @@ class ChatService:
         yield replace(base, dropped_turns=prompt.dropped_turns)
         yield from self._stream(
             user_id, last.id, backend, prompt, settings, base, started, last.content, len(rows) == 2
+        )
+
+    def complete(self, messages: Sequence[ChatMessage], settings: ChatSettings) -> Completion:
+        """Stream a reply to `messages` as given (system prompt included), without storage or history.
+
+        The backend is named exactly: an unknown name is refused rather than sent to the default.
+        A context overflow is raised by the first step of `deltas`, before any text.
+        """
+        if settings.backend is not None and settings.backend not in self.backends.names:
+            raise InputRejected("model_not_found", detail=f"there is no backend named {settings.backend!r}")
+        turns = [_checked_turn(m) for m in messages]
+        if not any(t["role"] == "user" for t in turns):
+            raise InputRejected("empty_message", detail="the messages hold no user message")
+        backend = self._backend_for(None, settings)
+        options = GenerationOptions(
+            max_tokens=max(1, min(settings.max_tokens, backend.context_window)),
+            temperature=settings.temperature,
+            seed=settings.seed,
+            stop=settings.stop,
+        )
+        return Completion(
+            backend.name, _model_of(backend), _clean_deltas(backend.stream_chat(turns, options))
         )
 
     # -- the exchange -------------------------------------------------------
@@ -285,10 +329,15 @@ class ChatService:
         A failure keeps what was written (as an interrupted reply) and is raised to the caller.
         """
         options = GenerationOptions(
-            max_tokens=prompt.max_tokens, temperature=settings.temperature, seed=settings.seed
+            max_tokens=prompt.max_tokens,
+            temperature=settings.temperature,
+            seed=settings.seed,
+            stop=settings.stop,
         )
         checkpoint = Checkpointer(self.repo, user_id, reply_id)
         parts: list[str] = [prefix] if prefix else []
+        # A continued reply: new text is joined on without a restart, a repeat or a missing space.
+        joiner = ContinuationJoiner(prefix) if prefix else None
         update = base
         guard = LoopGuard()
         finished = False
@@ -297,9 +346,12 @@ class ChatService:
                 stream = backend.stream_chat(prompt.messages, options)
                 try:
                     for delta in stream:
-                        if delta.text:
-                            # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
-                            parts.append(storable_text(strip_control_chars(delta.text)))
+                        # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
+                        piece = storable_text(strip_control_chars(delta.text)) if delta.text else ""
+                        if joiner is not None and piece:
+                            piece = joiner.feed(piece)
+                        if piece:
+                            parts.append(piece)
                             first = update.ttft_s is None
                             ttft = time.monotonic() - started if first else update.ttft_s
                             reply = "".join(parts)
@@ -307,6 +359,7 @@ class ChatService:
                             if cut is not None:  # the model is repeating itself: keep one copy and stop
                                 parts = [reply[:cut].rstrip()]
                                 update = replace(update, reply=parts[0])
+                                joiner = None  # nothing held back may follow the cut
                                 break
                             update = replace(update, reply=reply, ttft_s=ttft, first_text=first)
                             checkpoint.maybe(update.reply)
@@ -317,8 +370,13 @@ class ChatService:
                                 prompt_tokens=delta.prompt_tokens,
                                 completion_tokens=delta.completion_tokens or 0,
                             )
+                        if delta.finish_reason:
+                            update = replace(update, finish_reason=delta.finish_reason)
                 finally:
                     close_stream(stream)  # releases a local model's lock at once on Stop
+                if joiner is not None and (rest := joiner.flush()):
+                    parts.append(rest)
+                    update = replace(update, reply="".join(parts))
                 update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
                 checkpoint.complete(update.reply, update.prompt_tokens, update.completion_tokens)
                 finished = True
@@ -330,11 +388,26 @@ class ChatService:
                 if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
                     checkpoint.interrupted("".join(parts))
         yield update
-        if not first_exchange:
+        if not (first_exchange and settings.auto_title):
             return
         title = self._maybe_title(user_id, base.conversation_id, backend, base.language, prompt.messages)
         if title:
             yield replace(update, title=title)
+
+    def title_conversation(self, user_id: int, conversation_id: str, settings: ChatSettings) -> str | None:
+        """Title a conversation whose first exchange has just ended; None when it is not that."""
+        state = self.repo.turn_state(user_id, conversation_id)
+        rows = state.messages
+        if len(rows) != 2 or rows[1].status != "complete":
+            return None
+        backend = self._backend_for(state.conversation, settings)
+        lang = state.conversation.language
+        turns = _turns(rows[:1])
+        try:
+            prompt = self._prompt(turns, state.documents, lang, backend, settings)
+        except BackendError:
+            prompt = _Prompt(messages=turns, dropped_turns=0, max_tokens=settings.max_tokens)
+        return self._maybe_title(user_id, conversation_id, backend, lang, prompt.messages)
 
     def _keep_partial(self, user_id: int, conversation_id: str, reply_id: int, text: str) -> None:
         if text:
@@ -457,10 +530,10 @@ class ChatService:
             except ContextOverflow:
                 continue  # the exchange filled the window: title it from an excerpt instead
             except BackendError:
-                return None
-        title = clean_title(raw)
-        if not title:
-            return None
+                break
+        title = clean_model_title(raw, prompts.title_prompt(lang)) or excerpt_title(rows[0].content)
+        created = self.repo.get_conversation(user_id, conversation_id).created_at
+        title = unique_title(self.repo, user_id, title, created, conversation_id)
         self.repo.rename_conversation(user_id, conversation_id, title)
         return title
 
@@ -474,22 +547,30 @@ def validate_message(text: str) -> str:
     return cleaned
 
 
-def fallback_title(text: str) -> str:
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    return first_line[:TITLE_MAX_CHARS].strip() or "New chat"
+def _checked_turn(message: ChatMessage) -> ChatMessage:
+    role = message.get("role")
+    if role not in ("system", "user", "assistant"):
+        raise InputRejected(
+            "bad_role", detail=f"a message's role must be system, user or assistant, not {role!r}"
+        )
+    content = message.get("content")
+    if not isinstance(content, str):
+        raise InputRejected("bad_content", detail="a message's content must be text")
+    if role == "user":
+        return {"role": role, "content": validate_message(content)}
+    return {"role": role, "content": storable_text(strip_control_chars(content))}
 
 
-def clean_title(raw: str) -> str:
-    line = next((ln for ln in strip_control_chars(raw).splitlines() if ln.strip()), "")
-    line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip(_TITLE_JUNK)
-    line = re.sub(r"^(title|titel|titre|titolo|título|शीर्षक|ชื่อเรื่อง)\s*[:：]\s*", "", line, flags=re.I)
-    line = line.strip(_TITLE_JUNK)
-    if len(line) > TITLE_MAX_CHARS:  # cut at a word, not inside one
-        line = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
-    return line.strip(_TITLE_JUNK)
+def _clean_deltas(stream: Iterator[Delta]) -> Iterator[Delta]:
+    """The backend's deltas with the characters that break storage and rendering removed."""
+    try:
+        for delta in stream:
+            if delta.text:
+                delta = replace(delta, text=storable_text(strip_control_chars(delta.text)))
+            yield delta
+    finally:
+        close_stream(stream)  # releases a local model's lock at once when the caller stops reading
 
-
-_TITLE_JUNK = " \"'“”«»*#`."
 
 
 def _system_text(custom: str, lang: str, context: str = "") -> str:

@@ -19,12 +19,14 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app import language, prompts
 from app.checkpoint import Checkpointer
 from app.documents import Document, PageProgress
+from app.formats import with_section_names
 from app.injection import Finding, detect_in_pages, detect_injection, fence_document
 from app.registry import BackendRegistry
 from app.summarize import (
@@ -38,6 +40,7 @@ from app.summarize import (
     effective_context,
     make_plan,
 )
+from app.titles import excerpt_title, unique_title
 from app.uploads import ReadControl, Upload, read_upload
 from backends.base import ChatBackend
 from storage.repo import Repository
@@ -167,6 +170,7 @@ class DocumentService:
         def work() -> None:
             try:
                 result = run.execute()
+                result = replace(result, summary=with_section_names(doc, result.summary))
                 checkpoint.complete(result.summary, result.tokens_processed, result.output_tokens)
                 events.put(Finished(SummaryOutcome(result, plan, cid, reply_id, plan.document_tokens)))
             except BaseException as exc:  # cancelled, the backend failed, the database went away
@@ -206,7 +210,11 @@ class DocumentService:
         document, or a new one."""
         cid = conversation_id or self.repo.conversation_with_document(user_id, doc.sha256)
         cid = cid or self.repo.create_conversation(
-            user_id, title=doc.filename[:60], backend=backend.name, model=backend.model, language=lang
+            user_id,
+            title=unique_title(self.repo, user_id, excerpt_title(doc.filename), datetime.now(UTC)),
+            backend=backend.name,
+            model=backend.model,
+            language=lang,
         )
         self.repo.get_conversation(user_id, cid)  # ownership, before anything is written
         self.repo.store_document(doc.sha256, doc.filename, doc.language or "", doc.pages)

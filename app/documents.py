@@ -97,6 +97,8 @@ class Document:
     warnings: list[str]
     # Pages read by OCR (1-based number) → Tesseract's mean word confidence, 0-100.
     ocr_confidence: dict[int, float] = field(default_factory=dict)
+    # The title of each "page" when the pages are a document's sections (.docx, .epub, ...; app/formats.py).
+    sections: tuple[str, ...] = ()
 
     @property
     def page_count(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from app.language import SUPPORTED, normalize_code
 
@@ -17,7 +18,11 @@ FALLBACK = "en"
 
 @cache
 def translations() -> dict[str, dict[str, str]]:
-    folder = resources.files("assets") / "i18n"
+    return tables(resources.files("assets") / "i18n")
+
+
+def tables(folder: Traversable) -> dict[str, dict[str, str]]:
+    """The <lang>.json tables in `folder`, by language code."""
     found: dict[str, dict[str, str]] = {}
     for lang in SUPPORTED:
         file = folder / f"{lang}.json"

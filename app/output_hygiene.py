@@ -16,6 +16,8 @@ _FENCE_PREAMBLE = re.compile(
     r"The text between the two DOCUMENT \w+ lines is the content of [^\n]*?(?:your task\.|\n|$)",
     re.IGNORECASE,
 )
+# The fence's id quoted on its own ('the text marked "DOCUMENT 3f2a…"'), with any quotes around it.
+_FENCE_ID = re.compile(r"[\"'“”«»]?\b(?:END\s+)?DOCUMENT\s+[0-9a-f]{16}\b[\"'“”«»]?", re.IGNORECASE)
 _PAGE_MARK = re.compile(r"[ \t]*\[page\s+\d+\][ \t]*\n?", re.IGNORECASE)
 _FILE_NAME_LINE = re.compile(r"^[ \t]*File name:[^\n]*\n?", re.IGNORECASE | re.MULTILINE)
 # Section labels "[pp. 3–5]" become ordinary citations "(pp. 3–5)", which are then checked.
@@ -32,11 +34,11 @@ _SENTENCE = re.compile(r"[^.!?。।\n]+[.!?。।]?")
 
 def echoes_markers(text: str) -> bool:
     """Did the model copy the prompt's scaffolding (fence lines, their preamble, page marks)?"""
-    return bool(_FENCE_LINE.search(text) or _FENCE_PREAMBLE.search(text) or _PAGE_MARK.search(text))
+    return any(p.search(text) for p in (_FENCE_LINE, _FENCE_PREAMBLE, _FENCE_ID, _PAGE_MARK))
 
 
 def strip_markers(text: str) -> str:
-    for pattern in (_FENCE_PREAMBLE, _FENCE_LINE, _PAGE_MARK, _FILE_NAME_LINE):
+    for pattern in (_FENCE_PREAMBLE, _FENCE_LINE, _FENCE_ID, _PAGE_MARK, _FILE_NAME_LINE):
         text = pattern.sub("", text)
     text = _SECTION_LABEL.sub(r"(\1)", text)
     return _BLANK_RUNS.sub("\n\n", text).strip()

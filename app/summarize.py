@@ -575,7 +575,7 @@ class SummaryRun:
         )
         prompt_estimate = self.owner.backend.count_message_tokens(messages)
         text = ""
-        prompt = completion = 0
+        prompt = completion = pieces = 0
         guard = LoopGuard()
         stream = self.owner.backend.stream_chat(messages, options)
         try:
@@ -588,6 +588,7 @@ class SummaryRun:
                 if not text:
                     self._count(prompt_estimate, measured=True)  # the prompt has been read
                 text += delta.text
+                pieces += 1
                 self._count(1, measured=True)
                 cut = guard.cut(text)
                 if cut is not None:
@@ -599,7 +600,8 @@ class SummaryRun:
             close_stream(stream)
         with self._lock:
             self.prompt_tokens += prompt or prompt_estimate
-            self.completion_tokens += completion
+            # A pass cut for looping ends before the backend's usage arrives: count what it wrote.
+            self.completion_tokens += completion or pieces
         return text.strip()
 
     def _show(self, kind: StepKind, span: Part, text: str, delta: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import formats
 from app.documents import Document, DocumentError, PageProgress, extract_pdf
 
 
@@ -62,6 +63,10 @@ _PARSERS: dict[str, Parser] = {".pdf": _parse_pdf}
 def register_parser(suffixes: Iterable[str], parser: Parser) -> None:
     for suffix in suffixes:
         _PARSERS[suffix.lower()] = parser
+
+
+for _suffix, _parser in formats.PARSERS.items():  # .txt, .md, .html, .docx, .epub
+    register_parser([_suffix], _parser)
 
 
 def supported_suffixes() -> list[str]:

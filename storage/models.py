@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -106,6 +107,19 @@ class SignInSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class ApiKey(Base):
+    """A key for the OpenAI-compatible API. Only its SHA-256 is stored: keys are random, so a slow hash
+    adds nothing, and every API request checks one."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings, so a key can be told apart
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
@@ -122,6 +136,8 @@ class Conversation(Base):
     model: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Picked by its owner for the training-data export (`conversations export --format jsonl-sft`).
+    marked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Message(Base):

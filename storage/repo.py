@@ -26,6 +26,7 @@ from storage import statements as sql
 from storage.db import Database
 from storage.models import (
     MESSAGE_STATUSES,
+    ApiKey,
     ChunkResult,
     Conversation,
     ConversationDocument,
@@ -67,6 +68,7 @@ class ConversationRow:
     created_at: datetime
     updated_at: datetime
     reply_language: str  # "auto" or a pinned language code; ``language`` is the current one
+    marked: bool = False  # picked by its owner for the training-data export
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,17 @@ class Repository:
         with self.db.session() as s:
             return s.scalar(select(User.password_hash).where(User.username == username))
 
+    def add_api_key(self, user_id: int, key_hash: str, prefix: str) -> int:
+        with self.db.session() as s:
+            key = ApiKey(user_id=user_id, key_hash=key_hash, prefix=prefix, created_at=utcnow())
+            s.add(key)
+            s.flush()
+            return key.id
+
+    def user_for_api_key(self, key_hash: str) -> int | None:
+        with self.db.session() as s:
+            return s.scalar(select(ApiKey.user_id).where(ApiKey.key_hash == key_hash))
+
     def set_password(self, username: str, password_hash: str) -> bool:
         """Replace the hash and raise the credential version, which ends every session at once."""
         with self.db.session() as s:
@@ -310,6 +323,9 @@ class Repository:
 
     def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
         self._update_conversation(user_id, cid, {"title": storable_text(title)})
+
+    def set_marked(self, user_id: int, cid: str, marked: bool) -> None:
+        self._update_conversation(user_id, cid, {"marked": marked})
 
     def update_conversation(
         self,
@@ -560,6 +576,16 @@ class Repository:
         values = {"cache_key": key, "sha256": sha256, "text": text, "meta_json": json.dumps(meta)}
         self._upsert(Summary, values)
 
+    def document_summaries(self, sha256: str) -> list[tuple[str, dict[str, Any]]]:
+        """(text, meta) of every finished summary of a document, oldest first."""
+        stmt = (
+            select(Summary.text, Summary.meta_json)
+            .where(Summary.sha256 == sha256)
+            .order_by(Summary.created_at, Summary.cache_key)
+        )
+        with self.db.session() as s:
+            return [(text, dict(json.loads(meta))) for text, meta in s.execute(stmt)]
+
     def chunk_result(self, key: str) -> str | None:
         with self.db.session() as s:
             return s.scalar(select(ChunkResult.text).where(ChunkResult.cache_key == key))
@@ -676,7 +702,8 @@ _SQLITE_SEARCH = text(
 
 
 def _search_sqlite(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
-    match = " ".join(fts5_phrase(t) for t in terms)  # implicit AND
+    # Implicit AND of prefix matches: "drag" finds "dragon", as a search box is typed.
+    match = " ".join(f"{fts5_phrase(t)}*" for t in terms)
     rows = session.execute(_SQLITE_SEARCH, {"match": match, "user_id": user_id, "limit": limit})
     return [SearchHit(cid, mid, title, snippet) for mid, cid, title, snippet in rows]
 
@@ -690,7 +717,7 @@ _POSTGRES_SEARCH = text(
                        'StartSel="{HIGHLIGHT[0]}", StopSel="{HIGHLIGHT[1]}", MaxWords=24, MinWords=8')
     FROM messages AS m
     JOIN conversations AS c ON c.id = m.conversation_id,
-         plainto_tsquery('simple', :query) AS q
+         to_tsquery('simple', :query) AS q
     WHERE to_tsvector('simple', m.content) @@ q AND c.user_id = :user_id
     ORDER BY m.id DESC
     LIMIT :limit
@@ -699,9 +726,15 @@ _POSTGRES_SEARCH = text(
 
 
 def _search_postgres(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:
-    params = {"query": " ".join(terms), "user_id": user_id, "limit": limit}
+    params = {"query": _prefix_tsquery(terms), "user_id": user_id, "limit": limit}
     rows = session.execute(_POSTGRES_SEARCH, params).all()
     return [SearchHit(cid, mid, title, snippet) for mid, cid, title, snippet in rows]
+
+
+def _prefix_tsquery(terms: list[str]) -> str:
+    """Every term as a quoted tsquery prefix ('drag':*), ANDed: user input is never tsquery syntax."""
+    quoted = (term.replace("\\", "\\\\").replace("'", "''") for term in terms)
+    return " & ".join(f"'{term}':*" for term in quoted)
 
 
 def _search_like(session: Session, user_id: int, terms: list[str], limit: int) -> list[SearchHit]:

@@ -25,6 +25,7 @@ CONVERSATION_COLUMNS = (
     Conversation.created_at,
     Conversation.updated_at,
     Conversation.reply_language,
+    Conversation.marked,
 )
 MESSAGE_COLUMNS = (
     Message.id,

@@ -100,16 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser(
         "conversations", parents=[common], help="list, show, export or delete conversations"
     )
-    conv.add_argument("action", choices=["list", "show", "export", "delete"])
+    conv.add_argument("action", choices=["list", "show", "export", "delete", "mark", "unmark"])
     conv.add_argument("id", nargs="?")
-    conv.add_argument("--format", choices=["md", "json"], default="md")
+    conv.add_argument("--format", choices=["md", "json", "jsonl-sft"], default="md")
     conv.add_argument("--json", action="store_true")
+    training = conv.add_argument_group("training data (export --format jsonl-sft)")
+    training.add_argument("--backend", metavar="NAME", help="only replies of this backend or model")
+    training.add_argument("--since", metavar="DATE", help="only conversations started on or after DATE")
+    training.add_argument("--marked", action="store_true", help="only conversations marked for training")
+    training.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
 
     backends = sub.add_parser("backends", parents=[common], help="configured backends and their health")
     backends.add_argument("--json", action="store_true")
 
     users = sub.add_parser("users", parents=[common], help="accounts for serve --auth")
-    users.add_argument("action", choices=["add", "remove", "list", "passwd"])
+    users.add_argument("action", choices=["add", "remove", "list", "passwd", "key"])
     users.add_argument("name", nargs="?")
 
     # Listed for --help; its own flags are parsed by backends.launcher (see _serve_vllm).

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -282,6 +283,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
+    if args.format == "jsonl-sft" and args.action == "export" and not args.id:
+        return _export_training_data(args)
     app = _open_app(args)
     try:
         user_id = app.local_user_id()
@@ -298,6 +301,10 @@ def cmd_conversations(args: argparse.Namespace) -> int:
                 "bad_input", f"conversations {args.action} needs a conversation ID", ExitCode.BAD_INPUT
             )
         conversation = app.repo.get_conversation(user_id, args.id)
+        if args.action in ("mark", "unmark"):
+            app.repo.set_marked(user_id, args.id, args.action == "mark")
+            print(f"{args.action}ed {args.id} for the training-data export", file=sys.stderr)
+            return ExitCode.OK
         if args.action == "delete":
             app.repo.delete_conversation(user_id, args.id)
             if args.json:
@@ -310,6 +317,39 @@ def cmd_conversations(args: argparse.Namespace) -> int:
         return ExitCode.OK
     finally:
         app.close()
+
+
+def _export_training_data(args: argparse.Namespace) -> int:
+    since = _date_flag(args.since) if args.since else None
+    only = exporting.SftFilter(backend=args.backend, since=since, marked_only=args.marked)
+    report = exporting.SftReport()
+    app = _open_app(args)
+    try:
+        rows = exporting.sft_rows(app.repo, app.local_user_id(), only, report)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as out:
+                count = exporting.write_jsonl(rows, out)
+        else:
+            count = exporting.write_jsonl(rows, sys.stdout)
+    finally:
+        app.close()
+    skipped = f", {report.skipped_documents} summaries of over-long documents left out" * bool(
+        report.skipped_documents
+    )
+    print(
+        f"exported {count} rows: {report.conversations} conversations, {report.summaries} summaries{skipped}",
+        file=sys.stderr,
+    )
+    return ExitCode.OK
+
+
+def _date_flag(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        message = f"--since takes a date like 2026-12-01, not {value!r}"
+        raise CliError("bad_input", message, ExitCode.BAD_INPUT) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -346,6 +386,8 @@ def cmd_users(args: argparse.Namespace) -> int:
             return ExitCode.OK
         if not args.name:
             raise CliError("bad_input", f"users {args.action} needs a user NAME", ExitCode.BAD_INPUT)
+        if args.action == "key":
+            return _print_new_key(app, args.name)
         try:
             if args.action == "remove":
                 validate_username(args.name)
@@ -364,6 +406,18 @@ def cmd_users(args: argparse.Namespace) -> int:
         return ExitCode.OK
     finally:
         app.close()
+
+
+def _print_new_key(app: App, username: str) -> int:
+    from app.api_keys import UnknownUser, create_key
+
+    try:
+        key = create_key(app.repo, username)
+    except UnknownUser as exc:
+        raise CliError("not_found", str(exc), ExitCode.BAD_INPUT) from exc
+    print(key)
+    print(f"a new API key for {username}: it is shown only this once", file=sys.stderr)
+    return ExitCode.OK
 
 
 def _read_password() -> str:

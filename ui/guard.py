@@ -139,7 +139,7 @@ class Guard:
         capture = self.policy.auth and owner is not None and _starts_event(path)
         if capture and owner is not None:
             send = _capture_event_id(send, self.policy.events, owner)
-        await self.app(scope, _replay(body), send)
+        await self.app(scope, _replay(body, receive), send)
 
     # -- who is asking --------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ class Guard:
                     log.warning("failed sign-in for %r from %s", account, address)
             await send(message)
 
-        await self.app(scope, _replay(body), hold_start)
+        await self.app(scope, _replay(body, receive), hold_start)
 
     # -- whose is it ----------------------------------------------------------------------------
 
@@ -403,13 +403,15 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, rest: Receive) -> Receive:
+    """The body already read, then the client's own messages: a streaming route (MCP, /v1) waits on
+    them for the real disconnect, and a made-up one would end its response at once."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await rest()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 

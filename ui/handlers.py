@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from app import exporting
 from app.chat import ChatSettings, ChatUpdate, Updates
 from app.core import App
 from app.doc_chat import SummaryJob
 from app.documents import Document, PageProgress
 from app.errors import USER_ERRORS, AppError
+from app.language import LANGUAGE_NAMES
 from app.model_files import ModelSourceError, download_gguf, register_local_model
 from app.model_files import Progress as ModelProgress
 from app.uploads import Upload
-from storage.repo import MessageRow, NotFound
+from storage.repo import HIGHLIGHT, MessageRow, NotFound
 from ui.errors import user_error
 from ui.files import remove_upload, user_download_dir, write_private
 from ui.i18n import error_text, request_language, text
@@ -36,10 +39,77 @@ PREVIEW_TICK_S = 0.3
 ChatOutputs = tuple[Any, Any, Any, Any, Any, Any]
 
 
-def to_chatbot(rows: Sequence[MessageRow]) -> Messages:
+# Export formats offered in the sidebar: (label, format for app.exporting.render).
+EXPORT_FORMATS = [("Markdown", "md"), ("JSON", "json")]
+SETTING_DEFAULTS: dict[str, Any] = {
+    "system_prompt": "",
+    "temperature": 0.7,
+    "max_tokens": 1024,
+    "reply_language": "auto",
+}
+
+
+def to_chatbot(rows: Sequence[MessageRow], lang: str = "en") -> Messages:
     return [
-        {"role": r.role, "content": r.content} for r in rows if r.role in ("user", "assistant") and r.content
+        {"role": r.role, "content": stored_view(r, lang)}
+        for r in rows
+        if r.role in ("user", "assistant") and r.content
     ]
+
+
+def stored_view(row: MessageRow, lang: str) -> str:
+    """A stored message as shown: a reply carries its stats, and its time on hover."""
+    if row.role != "assistant":
+        return row.content
+    seconds = (row.updated_at - row.created_at).total_seconds()
+    tokens = row.completion_tokens or 0
+    stats = reply_stats(tokens, tokens / seconds if tokens and seconds > 0 else None, None, row.model or "")
+    marker = text("chat.stopped", lang) if row.status == "interrupted" else ""
+    return with_meta(row.content, stats, f"{row.updated_at:%Y-%m-%d %H:%M} UTC", marker)
+
+
+def live_view(update: ChatUpdate, lang: str) -> str:
+    """The reply being written: a thinking sign before its first token, its stats once it ends."""
+    if not update.reply and not update.done:
+        return f"*{literal(text('chat.thinking', lang))}*"
+    if not update.done:
+        return update.reply
+    tokens, seconds = update.completion_tokens, update.elapsed_s
+    rate = tokens / seconds if tokens and seconds else None
+    stats = reply_stats(update.completion_tokens, rate, update.ttft_s, update.model)
+    marker = text("chat.max_tokens_hit", lang) if update.truncated else ""
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    return with_meta(update.reply, stats, when, marker)
+
+
+def reply_stats(tokens: int, rate: float | None, ttft_s: float | None, model: str) -> str:
+    parts = [f"{tokens} tokens"] if tokens else []
+    if rate:
+        parts.append(f"{rate:.1f} tok/s")
+    if ttft_s is not None:
+        parts.append(f"TTFT {ttft_s:.2f} s")
+    if model:
+        parts.append(model)
+    return " · ".join(parts)
+
+
+def with_meta(reply: str, stats: str, when: str, marker: str = "") -> str:
+    """The reply, then a rule, a marker line (stopped, cut at max tokens) and its stats and time.
+
+    Markdown, since the chat renders Markdown through the sanitizer and nothing else.
+    """
+    lines = [reply, "---"]
+    if marker:
+        lines.append(f"*{literal(marker)}*")
+    lines.append(f"*{literal(' · '.join(filter(None, [stats, when])))}*")
+    return "\n\n".join(lines)
+
+
+def plain_snippet(snippet: str) -> str:
+    """A search snippet as plain text: no highlight markers, no line breaks."""
+    for marker in set(HIGHLIGHT):
+        snippet = snippet.replace(marker, "")
+    return " ".join(snippet.split())
 
 
 def message_text(message: Any) -> str:
@@ -115,41 +185,46 @@ class Handlers:
         user_id = self.user(request)
         return gr.update(choices=self.conversation_choices(user_id), value=current or None)
 
-    def search(self, query: str, request: gr.Request) -> Any:
+    def search(self, query: str, request: gr.Request) -> tuple[Any, str]:
+        """Sidebar list and status line: matching conversations with a plain-text snippet each."""
         user_id = self.user(request)
         if not query.strip():
-            return gr.update(choices=self.conversation_choices(user_id), value=None)
+            return gr.update(choices=self.conversation_choices(user_id), value=None), ""
         seen: dict[str, str] = {}
         for hit in self.app.repo.search(user_id, query, limit=50):
-            seen.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}"[:120])
-        return gr.update(choices=[(label, cid) for cid, label in seen.items()], value=None)
+            seen.setdefault(hit.conversation_id, f"{hit.title} — {plain_snippet(hit.snippet)}"[:120])
+        status = "" if seen else text("sidebar.no_results", request_language(request))
+        return gr.update(choices=[(label, cid) for cid, label in seen.items()], value=None), status
 
     def open_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """Chatbot, notice, id, rename box, reply-language pin and backend of the picked conversation."""
+        """Chatbot, notice, id, rename box, reply-language pin, backend; closes a delete confirmation."""
+        closed = (gr.update(visible=False), "")
         if not conversation_id:
-            return (gr.skip(),) * 6
+            return (*(gr.skip(),) * 6, *closed)
         user_id = self.user(request)
+        lang = request_language(request)
         try:
             conversation = self.app.repo.get_conversation(user_id, conversation_id)
         except NotFound:
-            return [], text("errors.not_found"), "", "", gr.skip(), gr.skip()
+            return [], text("errors.not_found", lang), "", "", gr.skip(), gr.skip(), *closed
         rows = self.app.repo.messages(user_id, conversation_id)
         notice = ""
         if rows and rows[-1].role == "assistant" and rows[-1].status == "interrupted":
-            notice = text("chat.interrupted_offer", _ui_lang(conversation.language))
+            notice = text("chat.interrupted_offer", lang)
         backend = conversation.backend if conversation.backend in self.app.backends.names else gr.skip()
         return (
-            to_chatbot(rows),
+            to_chatbot(rows, lang),
             notice,
             conversation_id,
             conversation.title,
             conversation.reply_language,
             backend,
+            *closed,
         )
 
-    def new_chat(self) -> tuple[Any, Any, Any, Any, Any]:
-        """Chatbot, notice, current id, sidebar selection, edit mode."""
-        return [], "", "", gr.update(value=None), False
+    def new_chat(self) -> tuple[Any, ...]:
+        """Chatbot, notice, current id, sidebar selection, edit mode; closes a delete confirmation."""
+        return [], "", "", gr.update(value=None), False, gr.update(visible=False), ""
 
     def rename(self, conversation_id: str, title: str, request: gr.Request) -> Any:
         user_id = self.user(request)
@@ -157,12 +232,102 @@ class Handlers:
             self.app.repo.rename_conversation(user_id, conversation_id, title.strip()[:120])
         return gr.update(choices=self.conversation_choices(user_id), value=conversation_id or None)
 
-    def delete(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any, Any, Any]:
-        """Chatbot, notice, current id, sidebar list."""
-        user_id = self.user(request)
+    def marked(self, conversation_id: str, request: gr.Request) -> bool:
+        """Whether the open conversation is marked for the training-data export."""
+        if not conversation_id:
+            return False
+        try:
+            return self.app.repo.get_conversation(self.user(request), conversation_id).marked
+        except NotFound:
+            return False
+
+    def set_marked(self, conversation_id: str, marked: bool, request: gr.Request) -> None:
         if conversation_id:
-            self.app.repo.delete_conversation(user_id, conversation_id)
-        return [], "", "", gr.update(choices=self.conversation_choices(user_id), value=None)
+            self.app.repo.set_marked(self.user(request), conversation_id, bool(marked))
+
+    def ask_delete(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any, str]:
+        """Confirmation panel, the title it names, and the id it is bound to."""
+        if not conversation_id:
+            return gr.update(visible=False), "", ""
+        try:
+            title = self.app.repo.get_conversation(self.user(request), conversation_id).title
+        except NotFound:
+            return gr.update(visible=False), "", ""
+        return gr.update(visible=True), f"**{literal(title or 'New chat')}**", conversation_id
+
+    def delete(self, pending: str, current: str, request: gr.Request) -> tuple[Any, ...]:
+        """Delete the conversation the confirmation named, whatever is selected now.
+
+        Chatbot, notice, current id, sidebar list, confirmation panel, pending id.
+        """
+        user_id = self.user(request)
+        closed = (gr.update(visible=False), "")
+        if not pending:
+            return (*(gr.skip(),) * 4, *closed)
+        with suppress(NotFound):  # already gone: the list below shows that
+            self.app.repo.delete_conversation(user_id, pending)
+        choices = self.conversation_choices(user_id)
+        if pending != current:  # another conversation is open: it stays open
+            return gr.skip(), gr.skip(), current, gr.update(choices=choices, value=current or None), *closed
+        return [], "", "", gr.update(choices=choices, value=None), *closed
+
+    # -- export and import ------------------------------------------------------
+
+    def export(self, conversation_id: str, fmt: str, request: gr.Request) -> str | None:
+        """A file to download: the open conversation as Markdown or JSON."""
+        if not conversation_id:
+            raise user_error(text("sidebar.export_nothing", request_language(request)))
+        user_id = self.user(request)
+        row = self.app.repo.get_conversation(user_id, conversation_id)
+        body = exporting.render(row, self.app.repo.messages(user_id, conversation_id), fmt)
+        name = f"{_file_stem(row.title)}.{'json' if fmt == 'json' else 'md'}"
+        return str(write_private(user_download_dir(user_id), name, body))
+
+    def import_conversation(self, file: Any, request: gr.Request) -> tuple[Any, ...]:
+        """Chatbot, notice, id, sidebar, rename box: the imported conversation, opened."""
+        user_id = self.user(request)
+        lang = request_language(request)
+        path = uploaded_path(file)
+        try:
+            raw = Path(path or "").read_text(encoding="utf-8")
+            cid = exporting.import_conversation(self.app.repo, user_id, raw)
+        except (OSError, UnicodeDecodeError, exporting.ImportRejected) as exc:
+            return gr.skip(), f"⚠️ {text('sidebar.import_failed', lang)}: {exc}", *(gr.skip(),) * 3
+        row = self.app.repo.get_conversation(user_id, cid)
+        sidebar = gr.update(choices=self.conversation_choices(user_id), value=cid)
+        return to_chatbot(self.app.repo.messages(user_id, cid), lang), "", cid, sidebar, row.title
+
+    # -- preferences --------------------------------------------------------------
+
+    def restore_preferences(self, prefs: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Settings from the browser's last visit; the first-run panel stays away once dismissed."""
+        prefs = prefs or {}
+        values = [prefs.get(key, default) for key, default in SETTING_DEFAULTS.items()]
+        kept = bool(prefs.get("keep_demo"))
+        hidden = gr.update(visible=False) if kept else gr.skip()
+        return (*values, hidden, hidden)
+
+    def save_preferences(
+        self,
+        prefs: dict[str, Any] | None,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        request: gr.Request,
+    ) -> tuple[dict[str, Any], str]:
+        """The browser's stored preferences, and a line saying which settings now shape replies."""
+        saved = {
+            **(prefs or {}),
+            "system_prompt": system_prompt or "",
+            "temperature": float(temperature),
+            "max_tokens": int(max_tokens),
+            "reply_language": reply_language or "auto",
+        }
+        return saved, settings_effect(saved, request_language(request))
+
+    def keep_demo(self, prefs: dict[str, Any] | None) -> tuple[dict[str, Any], Any, Any]:
+        return {**(prefs or {}), "keep_demo": True}, gr.update(visible=False), gr.update(visible=False)
 
     # -- documents ------------------------------------------------------------
 
@@ -314,6 +479,7 @@ class Handlers:
         doc = job.document
         shown = [*history, {"role": "user", "content": f"📄 {literal(doc.filename)} ({doc.page_count})"}]
         view = SummaryView(ui_lang, warning=injection_warning(job.findings, ui_lang, literal))
+        before = {cid for _, cid in self.conversation_choices(user_id)}
         try:
             with closing(job.events):
                 for _ in throttled(view.fed(job.events), urgent=urgent_event):
@@ -321,12 +487,19 @@ class Handlers:
                         break
                     body = "\n\n".join(filter(None, [view.status(), view.pass_text]))
                     reply = {"role": "assistant", "content": body}
+                    sidebar: Any = gr.skip()
+                    if not conversation_id:  # the run's new conversation is listed as soon as it exists
+                        choices = self.conversation_choices(user_id)
+                        created = [cid for _, cid in choices if cid not in before]
+                        if created:
+                            conversation_id = created[0]
+                            sidebar = gr.update(choices=choices, value=conversation_id)
                     yield (
                         {"text": "", "files": []},
                         [*shown, reply],
                         view.warning,
                         conversation_id,
-                        gr.skip(),
+                        sidebar,
                         False,
                     )
         except USER_ERRORS as exc:
@@ -424,7 +597,8 @@ class Handlers:
         # The pane shows everything before the reply being (re)written.
         while rows and rows[-1].role == "assistant":
             rows.pop()
-        yield from self._run(user_id, stream, to_chatbot(rows), conversation_id, None, request)
+        shown = to_chatbot(rows, request_language(request))
+        yield from self._run(user_id, stream, shown, conversation_id, None, request)
 
     def edit_last(self, conversation_id: str, request: gr.Request) -> tuple[Any, Any]:
         """Put the last user message back in the box; the next send replaces it."""
@@ -450,6 +624,7 @@ class Handlers:
 
         A failure is rendered once, in the notice, in the browser's language.
         """
+        lang = request_language(request)
         shown = [*history, {"role": "assistant", "content": ""}]
         keep_box = gr.skip()
         update: ChatUpdate | None = None
@@ -457,13 +632,13 @@ class Handlers:
             with closing(stream):
                 first = True
                 for update in throttled(stream, urgent=lambda u: u.urgent):
-                    shown[-1] = {"role": "assistant", "content": update.reply}
+                    shown[-1] = {"role": "assistant", "content": live_view(update, lang)}
                     sidebar = gr.skip()
                     if first or update.done:
                         sidebar = gr.update(
                             choices=self.conversation_choices(user_id), value=update.conversation_id
                         )
-                    notice = _notice(update, request_language(request))
+                    notice = _notice(update, lang)
                     visible = shown if update.reply or not update.done else shown[:-1]
                     yield (
                         {"text": "", "files": []} if first else gr.skip(),
@@ -490,6 +665,32 @@ class Handlers:
             visible = shown if update.reply else shown[:-1]  # the partial reply stays, as it is stored
             sidebar = gr.update(choices=self.conversation_choices(user_id), value=update.conversation_id)
             yield gr.skip(), visible, f"⚠️ {error_text(exc, request)}", update.conversation_id, sidebar, False
+
+    def title(
+        self,
+        conversation_id: str,
+        system_prompt: str,
+        temperature: float,
+        max_tokens: float,
+        reply_language: str,
+        backend: str | None,
+        request: gr.Request,
+    ) -> Any:
+        """Sidebar list once a new conversation has its title (run after the reply's event ended)."""
+        if not conversation_id:
+            return gr.skip()
+        user_id = self.user(request)
+        settings = _settings(system_prompt, temperature, max_tokens, reply_language, backend)
+        try:
+            if self.app.chat.title_conversation(user_id, conversation_id, settings) is None:
+                return gr.skip()
+        except NotFound:
+            return gr.skip()
+        return gr.update(choices=self.conversation_choices(user_id), value=conversation_id)
+
+    def stopped(self, conversation_id: str, request: gr.Request) -> str:
+        """The notice after Stop: the reply is kept as it is, and Continue can finish it."""
+        return text("chat.stopped_offer", request_language(request))
 
 
 def backend_label(row: dict[str, object]) -> str:
@@ -518,6 +719,24 @@ def write_markdown(user_id: int, doc: Document, summary: str) -> str:
     return str(write_private(user_download_dir(user_id), name, f"# {doc.filename}\n\n{summary}\n"))
 
 
+def settings_effect(prefs: dict[str, Any], lang: str) -> str:
+    """What the user changed from the defaults that the next reply follows, in one line."""
+    parts = []
+    pinned = prefs.get("reply_language") or "auto"
+    if pinned in LANGUAGE_NAMES:
+        parts.append(text("settings.effect_language", lang, language=LANGUAGE_NAMES[pinned][1]))
+    if str(prefs.get("system_prompt") or "").strip():
+        parts.append(text("settings.effect_system_prompt", lang))
+    if int(prefs.get("max_tokens") or 0) != SETTING_DEFAULTS["max_tokens"]:
+        parts.append(text("settings.effect_max_tokens", lang, n=int(prefs["max_tokens"])))
+    return " · ".join(parts)
+
+
+def _file_stem(title: str) -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in title.strip())[:60].strip("-")
+    return stem or "conversation"
+
+
 def _notice(update: ChatUpdate, lang: str) -> str:
     if not update.dropped_turns:
         return ""
@@ -534,8 +753,5 @@ def _settings(
         max_tokens=int(max_tokens),
         reply_language=reply_language or None,
         backend=backend or None,
+        auto_title=False,  # the page titles a new conversation in an event of its own
     )
-
-
-def _ui_lang(lang: str) -> str:
-    return lang if lang and lang != "auto" else "en"

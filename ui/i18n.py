@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from functools import cache
+from importlib import resources
 
 import gradio as gr
 
 from app.errors import render
-from app.messages import FALLBACK, translations
+from app.language import SUPPORTED, normalize_code
+from app.messages import FALLBACK, tables, translations
 from app.messages import text as text
 
 __all__ = ["error_text", "i18n", "request_language", "t", "text"]
 
 
 @cache
+def gradio_translations() -> dict[str, dict[str, str]]:
+    """Gradio's own words (its footer panel) for the languages Gradio ships none for."""
+    return tables(resources.files("assets") / "i18n" / "gradio")
+
+
+@cache
 def i18n() -> gr.I18n:
-    return gr.I18n(**translations())
+    extra = gradio_translations()
+    return gr.I18n(**{lang: {**extra.get(lang, {}), **table} for lang, table in translations().items()})
 
 
 def t(key: str) -> gr.i18n.I18nData:
@@ -24,12 +33,15 @@ def t(key: str) -> gr.i18n.I18nData:
 
 
 def request_language(request: gr.Request | None) -> str:
-    """The browser's first language, for messages rendered on the server."""
+    """The first of the browser's languages that the app speaks, for text built on the server."""
     header = ""
     if request is not None:
         header = str((getattr(request, "headers", None) or {}).get("accept-language", ""))
-    first = header.split(",")[0].split(";")[0].strip()
-    return first or FALLBACK
+    for part in header.split(","):
+        code = normalize_code(part.split(";")[0].strip())
+        if code in SUPPORTED:
+            return code
+    return FALLBACK
 
 
 def error_text(exc: BaseException, request: gr.Request | None) -> str:

@@ -11,18 +11,29 @@ from app.core import App
 from app.language import LANGUAGE_NAMES, SUPPORTED
 from app.model_files import SUGGESTED_REPO
 from app.uploads import supported_suffixes
-from ui import api
-from ui.handlers import Handlers
+from ui import api, mcp_tools
+from ui.handlers import EXPORT_FORMATS, Handlers
 from ui.i18n import t
 
 # One queue group for every chat event, so the app never serializes remote
 # backends; a local model queues on its own lock.
 CHAT_GROUP = "chat"
 CHAT_LIMIT = api.CHAT_CONCURRENCY
+# Where the browser keeps a user's chat settings and first-run choice between visits.
+PREFS_KEY = "llamadesk-preferences"
 
 
 def css() -> str:
-    return (resources.files("assets") / "app.css").read_text(encoding="utf-8")
+    return _asset("app.css")
+
+
+def browser_js() -> str:
+    """Keyboard shortcuts, the queued-message hint and the interface languages Gradio lacks."""
+    return _asset("app.js")
+
+
+def _asset(name: str) -> str:
+    return (resources.files("assets") / name).read_text(encoding="utf-8")
 
 
 def language_choices(auto_key: str) -> list[tuple[str, str]]:
@@ -32,9 +43,12 @@ def language_choices(auto_key: str) -> list[tuple[str, str]]:
 
 def build(app: App, auth: bool = False) -> gr.Blocks:
     handlers = Handlers(app, auth)
+    demo_model = bool(app.backends.get().info().demo)
     with gr.Blocks(title="llamadesk", analytics_enabled=False) as demo:
         conversation_id = gr.State("")
         editing = gr.State(False)
+        pending_delete = gr.State("")
+        prefs = gr.BrowserState({}, storage_key=PREFS_KEY)
         with gr.Sidebar(elem_id="sidebar"):
             gr.Markdown("## 🦙 llamadesk")
             new_chat = gr.Button(t("sidebar.new_chat"), variant="primary", elem_id="new-chat")
@@ -45,26 +59,46 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 elem_id="search",
                 submit_btn=True,
             )
+            search_status = gr.Markdown("", elem_id="search-status")
             conversations = gr.Radio(choices=[], label=t("sidebar.conversations"), elem_id="conversations")
-            with gr.Accordion(t("sidebar.rename"), open=False):
+            gr.Markdown(t("sidebar.no_conversations"), elem_id="sidebar-empty")
+            with gr.Accordion(t("sidebar.rename"), open=False, elem_id="rename-panel"):
                 title_box = gr.Textbox(
                     label=t("sidebar.rename"),
                     show_label=False,
                     placeholder=str(t("sidebar.rename_placeholder")),
+                    elem_id="title-box",
                 )
+                rename = gr.Button(t("sidebar.rename"), size="sm", elem_id="rename")
+            delete = gr.Button(t("sidebar.delete"), size="sm", variant="stop", elem_id="delete")
+            with gr.Column(visible=False, elem_id="delete-confirm") as confirm_group:
+                gr.Markdown(t("sidebar.delete_confirm"))
+                delete_target = gr.Markdown("", elem_id="delete-target")
                 with gr.Row():
-                    rename = gr.Button(t("sidebar.rename"), size="sm")
-                    delete = gr.Button(t("sidebar.delete"), size="sm", variant="stop")
-                confirm_delete = gr.Button(
-                    t("sidebar.delete_confirm"), size="sm", variant="stop", visible=False
+                    confirm_delete = gr.Button(
+                        t("sidebar.delete"), size="sm", variant="stop", elem_id="delete-yes"
+                    )
+                    cancel_delete = gr.Button(t("sidebar.cancel"), size="sm", elem_id="delete-no")
+            with gr.Accordion(t("sidebar.export"), open=False, elem_id="export-panel"):
+                export_format = gr.Radio(
+                    EXPORT_FORMATS, value="md", label=t("sidebar.export_format"), elem_id="export-format"
                 )
+                export = gr.Button(t("sidebar.export"), size="sm", elem_id="export")
+                export_file = gr.File(label=t("sidebar.export"), interactive=False, elem_id="export-file")
+                import_file = gr.UploadButton(
+                    t("sidebar.import"),  # type: ignore[arg-type]  # translated in the browser
+                    file_types=[".json"],
+                    size="sm",
+                    elem_id="import",
+                )
+                marked = gr.Checkbox(label=t("sidebar.mark"), value=False, elem_id="mark")
 
         with gr.Column(elem_id="main"):
             banner = gr.Markdown(handlers.banner(app.backends.default_name), elem_id="model-banner")
-            gr.Markdown(t("model.demo_note"), visible=app.backends.get().info().demo, elem_id="demo-note")
-            demo_model = bool(app.backends.get().info().demo) and not auth
+            gr.Markdown(t("model.demo_note"), visible=demo_model, elem_id="demo-note")
+            # On a shared server the operator picks the model; the panel is for a laptop user.
             with gr.Accordion(
-                t("first_run.title"), open=demo_model, visible=demo_model, elem_id="first-run"
+                t("first_run.title"), open=False, visible=demo_model and not auth, elem_id="first-run"
             ) as first_run_box:
                 gr.Markdown(t("first_run.body"))
                 with gr.Row():
@@ -74,15 +108,17 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                     repo_id = gr.Textbox(label=t("first_run.repo_id"), placeholder=SUGGESTED_REPO, scale=3)
                     download_model = gr.Button(t("first_run.download"), scale=1)
                 model_status = gr.Markdown("", elem_id="model-status")
-                dismiss = gr.Button(t("first_run.dismiss"), size="sm")
+            keep_demo = gr.Button(
+                t("first_run.dismiss"), size="sm", visible=demo_model and not auth, elem_id="keep-demo"
+            )
             with gr.Tabs():
                 with gr.Tab(t("chat.tab"), id="chat-tab"):
                     notice = gr.Markdown("", elem_id="notice")
+                    settings_effect = gr.Markdown("", elem_id="settings-effect")
                     chatbot = gr.Chatbot(
                         label=t("chat.tab"),
                         show_label=False,
                         elem_id="chatbot",
-                        height="62vh",
                         sanitize_html=True,
                         render_markdown=True,
                         allow_tags=False,
@@ -98,14 +134,17 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                         elem_id="message",
                         submit_btn=True,
                     )
-                    with gr.Row():
+                    gr.Markdown(t("chat.queued"), elem_id="queued-note")
+                    with gr.Row(elem_id="chat-actions"):
                         stop = gr.Button(t("chat.stop"), variant="stop", size="sm", elem_id="stop")
                         regenerate = gr.Button(t("chat.regenerate"), size="sm", elem_id="regenerate")
                         edit_last = gr.Button(t("chat.edit_last"), size="sm", elem_id="edit-last")
                         resume = gr.Button(t("chat.continue"), size="sm", elem_id="continue")
 
                     with gr.Accordion(t("settings.title"), open=False, elem_id="settings"):
-                        system_prompt = gr.Textbox(label=t("settings.system_prompt"), lines=2)
+                        system_prompt = gr.Textbox(
+                            label=t("settings.system_prompt"), lines=2, elem_id="system-prompt"
+                        )
                         with gr.Row():
                             temperature = gr.Slider(
                                 0.0,
@@ -126,6 +165,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                                 choices=language_choices("settings.reply_language_auto"),
                                 value="auto",
                                 label=t("settings.reply_language"),
+                                elem_id="reply-language",
                             )
                             backend = gr.Dropdown(
                                 choices=handlers.backend_choices(),
@@ -156,31 +196,48 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
 
         settings = [system_prompt, temperature, max_tokens, reply_language, backend]
         chat_outputs = [box, chatbot, notice, conversation_id, conversations, editing]
+        # Progress shows in the chat pane only: never over the sidebar, never as a second error badge.
+        chat_event = dict(
+            api_visibility="private",
+            concurrency_limit=CHAT_LIMIT,
+            concurrency_id=CHAT_GROUP,
+            show_progress_on=[chatbot],
+        )
         send_event = box.submit(
             handlers.send,
             [box, conversation_id, chatbot, editing, *settings],
             chat_outputs,
-            api_visibility="private",
-            concurrency_limit=CHAT_LIMIT,
-            concurrency_id=CHAT_GROUP,
+            # A message sent while a reply streams waits in the box (and says so) and goes next.
+            trigger_mode="always_last",
+            **chat_event,  # type: ignore[arg-type]
         )
         regen_event = regenerate.click(
             handlers.regenerate,
             [conversation_id, *settings],
             chat_outputs,
-            api_visibility="private",
-            concurrency_limit=CHAT_LIMIT,
-            concurrency_id=CHAT_GROUP,
+            **chat_event,  # type: ignore[arg-type]
         )
         continue_event = resume.click(
             handlers.continue_reply,
             [conversation_id, *settings],
             chat_outputs,
-            api_visibility="private",
-            concurrency_limit=CHAT_LIMIT,
-            concurrency_id=CHAT_GROUP,
+            **chat_event,  # type: ignore[arg-type]
         )
-        stop.click(None, cancels=[send_event, regen_event, continue_event])
+        # A new conversation is titled in an event of its own, after its reply: the next
+        # message never waits on the title.
+        title_outputs = [conversations]
+        for event in (send_event, regen_event, continue_event):
+            event.success(
+                handlers.title,
+                [conversation_id, *settings],
+                title_outputs,
+                api_visibility="private",
+                show_progress="hidden",
+            )
+        # The notice comes after the cancel, so that no last update of the reply overwrites it.
+        stop.click(None, cancels=[send_event, regen_event, continue_event], api_visibility="private").then(
+            handlers.stopped, [conversation_id], [notice], api_visibility="private", show_progress="hidden"
+        )
         summary_event = run_summary.click(
             handlers.summarize,
             [pdf, summary_language, password, backend, conversation_id],
@@ -208,33 +265,99 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             )
         edit_last.click(handlers.edit_last, [conversation_id], [box, editing], api_visibility="private")
 
+        hide_confirm = [confirm_group, pending_delete]
         conversations.select(
             handlers.open_conversation,
             [conversations],
-            [chatbot, notice, conversation_id, title_box, reply_language, backend],
+            [chatbot, notice, conversation_id, title_box, reply_language, backend, *hide_confirm],
             api_visibility="private",
+            show_progress="hidden",
         )
-        new_chat.click(
-            handlers.new_chat,
-            None,
-            [chatbot, notice, conversation_id, conversations, editing],
+        conversation_id.change(
+            handlers.marked, [conversation_id], [marked], api_visibility="private", show_progress="hidden"
+        )
+        marked.input(handlers.set_marked, [conversation_id, marked], None, api_visibility="private")
+        new_chat_outputs = [chatbot, notice, conversation_id, conversations, editing, *hide_confirm]
+        new_chat.click(handlers.new_chat, None, new_chat_outputs, api_visibility="private")
+        # The chatbot's own trash icon starts a new chat too: hiding the history but still sending
+        # it to the model would mislead.
+        chatbot.clear(handlers.new_chat, None, new_chat_outputs, api_visibility="private")
+        search.submit(
+            handlers.search,
+            [search],
+            [conversations, search_status],
             api_visibility="private",
+            trigger_mode="always_last",  # a query sent while one runs is answered after it, not dropped
         )
-        search.submit(handlers.search, [search], [conversations], api_visibility="private")
-        rename.click(handlers.rename, [conversation_id, title_box], [conversations], api_visibility="private")
-        delete.click(lambda: gr.update(visible=True), None, [confirm_delete], api_visibility="private")
+        rename.click(
+            handlers.rename,
+            [conversation_id, title_box],
+            [conversations],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        delete.click(
+            handlers.ask_delete,
+            [conversation_id],
+            [confirm_group, delete_target, pending_delete],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        cancel_delete.click(
+            lambda: (gr.update(visible=False), ""), None, hide_confirm, api_visibility="private"
+        )
         confirm_delete.click(
             handlers.delete,
-            [conversation_id],
-            [chatbot, notice, conversation_id, conversations],
+            [pending_delete, conversation_id],
+            [chatbot, notice, conversation_id, conversations, *hide_confirm],
             api_visibility="private",
-        ).then(lambda: gr.update(visible=False), None, [confirm_delete], api_visibility="private")
+            show_progress="hidden",
+        )
+        export.click(
+            handlers.export,
+            [conversation_id, export_format],
+            [export_file],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        import_file.upload(
+            handlers.import_conversation,
+            [import_file],
+            [chatbot, notice, conversation_id, conversations, title_box],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+
         demo.load(handlers.sidebar, [conversation_id], [conversations], api_visibility="private")
         demo.load(handlers.refresh_backends, [backend], [backend], api_visibility="private")
+        demo.load(
+            handlers.restore_preferences,
+            [prefs],
+            [system_prompt, temperature, max_tokens, reply_language, first_run_box, keep_demo],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        demo.load(None, js=browser_js())
+        preference_inputs = [prefs, system_prompt, temperature, max_tokens, reply_language]
+        for widget in (system_prompt, temperature, max_tokens, reply_language):
+            widget.change(
+                handlers.save_preferences,
+                preference_inputs,
+                [prefs, settings_effect],
+                api_visibility="private",
+                show_progress="hidden",
+            )
         backend.change(handlers.banner, [backend], [banner], api_visibility="private")
         model_outputs = [model_status, backend, banner]
         use_file.click(handlers.use_model_file, [gguf_path], model_outputs, api_visibility="private")
         download_model.click(handlers.download_model, [repo_id], model_outputs, api_visibility="private")
-        dismiss.click(lambda: gr.update(open=False), None, [first_run_box], api_visibility="private")
+        keep_demo.click(
+            handlers.keep_demo,
+            [prefs],
+            [prefs, first_run_box, keep_demo],
+            api_visibility="private",
+            show_progress="hidden",
+        )
         api.register(handlers)
+        mcp_tools.register(handlers)
     return demo

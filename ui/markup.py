@@ -30,6 +30,7 @@ ALLOWED_TAGS = frozenset(
     }
 )  # fmt: skip
 LINK_SCHEMES = ("http://", "https://", "mailto:")
+I18N_MARKER = "__i18n__"  # how Gradio marks a value the browser translates
 # Wraps every piece of rendered HTML, so that HTML coming back (the chat history the browser
 # sends with an event) is cleaned again rather than rendered as Markdown a second time.
 WRAPPER_OPEN = '<div class="llamadesk-md">'
@@ -153,7 +154,11 @@ with _no_type_stub():
 
         def postprocess(self, value: Any) -> Any:
             out = super().postprocess(value)
-            return safe_html(out) if isinstance(out, str) and out else out
+            # A translation marker (gr.Markdown(t("key"))) is replaced by the browser with text from
+            # assets/i18n; rendering it here would break the marker and show it raw.
+            if not isinstance(out, str) or not out or out.startswith(I18N_MARKER):
+                return out
+            return safe_html(out)
 
 
 _SAFE_CLASSES: dict[type, type] = {gr.Chatbot: SafeChatbot, gr.Markdown: SafeMarkdown}
@@ -175,7 +180,7 @@ def harden(demo: gr.Blocks) -> int:
             setattr(block, name, value)
             block.constructor_args[name] = value
         value = getattr(block, "value", None)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not value.startswith(I18N_MARKER):
             block.value = safe_html(value)  # type: ignore[union-attr]
         count += 1
     return count

@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 
 from app.config import LOOPBACK_HOSTS, Settings
 from app.core import App
-from ui import layout, markup
+from ui import layout, markup, openai_routes
 from ui.exit_codes import ExitCode
 from ui.files import private_root
 from ui.guard import DEFAULT_UPLOAD_QUOTA, EdgePolicy, Guard
@@ -116,13 +116,18 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         ssl_verify=False,
         allowed_paths=[],
         blocked_paths=_database_dirs(app),
-        app_kwargs={"middleware": [Middleware(Guard, llamadesk=app, policy=policy)]},
+        # Gradio adds its own routes to this app after these: /v1 is served by the same server and port.
+        app_kwargs={
+            "middleware": [Middleware(Guard, llamadesk=app, policy=policy)],
+            "routes": openai_routes.routes(app, auth=options.auth),
+        },
         max_threads=MAX_THREADS,
         state_session_capacity=SESSION_CAPACITY,
         footer_links=["api", "settings"],
         i18n=i18n(),
         css=layout.css(),
         theme=THEME,
+        mcp_server=True,  # at /gradio_api/mcp/: the tools of ui/mcp_tools.py
     )
     if block and not _open_view(url, options):
         demo.block_thread()

@@ -381,6 +381,27 @@ def test_a_looping_pass_is_stopped_on_the_stream(db_url: str) -> None:
     assert any(isinstance(e, Notice) and e.code == "repetition_stopped" for e in events)
     texts = [e for e in events if isinstance(e, PassText)]
     assert texts[-1].text.count("approved the new budget") <= 3, "stopped while streaming, not after"
+    # The cut pass never reads the backend's final usage; what it wrote still counts.
+    assert outcome_of(events).result.output_tokens > 0
+    app.close()
+
+
+def test_a_fence_id_quoted_in_the_text_is_an_echo_and_never_shown(db_url: str) -> None:
+    attempts: list[str] = []
+
+    def quotes_the_fence(messages: Sequence[ChatMessage]) -> str:
+        attempts.append(messages[0]["content"])
+        return 'The plan was approved (p. 1), as the text marked "DOCUMENT 0123456789abcdef" says.'
+
+    app = make_app(db_url, HandlerBackend(quotes_the_fence))
+    events = events_of(app, document(["The plan was approved by the board.", "Nothing else."]))
+    assert len(attempts) == 2, "an output that quoted the fence is written again"
+    summary = outcome_of(events).result.summary
+    assert "0123456789abcdef" not in summary and "DOCUMENT" not in summary, summary
+    assert summary.startswith("The plan was approved")
+    for event in events:
+        if isinstance(event, PassText):
+            assert "0123456789abcdef" not in event.text, event.text
     app.close()
 
 

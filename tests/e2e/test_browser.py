@@ -23,23 +23,31 @@ MODEL_TIMEOUT_MS = 300_000
 # SmolLM2 sometimes rambles to the 1024-token default; the browser and the model share two cores.
 REPLY_TOKENS = 64
 
-# Every distinct, non-empty text of the newest bot message, as the page renders it.
-RECORD_BOT_TEXTS = """() => {
-  window.__botTexts = [];
-  const root = document.querySelector('#chatbot');
-  const record = () => {
-    const bots = root.querySelectorAll('[data-testid="bot"]');
-    const text = bots.length ? bots[bots.length - 1].innerText.trim() : '';
-    const seen = window.__botTexts;
-    if (text && seen[seen.length - 1] !== text) seen.push(text);
-  };
-  new MutationObserver(record).observe(root, {subtree: true, childList: true, characterData: true});
-}"""
-
+# The reply itself: a finished reply ends with a rule, then its stats line, which is left out.
 LAST_BOT_TEXT = """() => {
   const bots = document.querySelectorAll('#chatbot [data-testid="bot"]');
-  return bots.length ? bots[bots.length - 1].innerText.trim() : '';
+  if (!bots.length) return '';
+  const bot = bots[bots.length - 1];
+  const rules = bot.querySelectorAll('hr');
+  if (!rules.length) return bot.innerText.trim();
+  const range = document.createRange();
+  range.setStart(bot, 0);
+  range.setEndBefore(rules[rules.length - 1]);
+  return range.toString().trim();
 }"""
+
+# Every distinct, non-empty text of the newest bot message, as the page renders it (read the same
+# way as LAST_BOT_TEXT, so that the last one recorded compares with the finished reply).
+RECORD_BOT_TEXTS = f"""() => {{
+  window.__botTexts = [];
+  const root = document.querySelector('#chatbot');
+  const record = () => {{
+    const text = ({LAST_BOT_TEXT})();
+    const seen = window.__botTexts;
+    if (text && seen[seen.length - 1] !== text) seen.push(text);
+  }};
+  new MutationObserver(record).observe(root, {{subtree: true, childList: true, characterData: true}});
+}}"""
 
 # The chatbot's status tracker is hidden once no event is writing to it.
 CHATBOT_IDLE = """() => {

@@ -220,7 +220,8 @@ def wait_for_reply(page: Page) -> None:
 
 
 def bot_paragraphs(page: Page) -> Locator:
-    return page.locator('#chatbot [data-testid="bot"]').last.locator("p")
+    """The reply's own paragraphs: the stats line after the reply's closing rule is left out."""
+    return page.locator('#chatbot [data-testid="bot"]').last.locator("p:not(hr ~ p)")
 
 
 # -- labels ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from storage.db import Database, alembic_config
 from storage.models import Base, include_name
 from storage.repo import Repository
 
-HEAD = "0004_sessions"
+HEAD = "0005_api_keys"
 DOCUMENT_TABLES = {"documents", "document_pages", "conversation_documents", "summaries", "chunk_results"}
 
 

@@ -314,6 +314,13 @@ def test_search_finds_own_messages_with_snippet(repo: Repository, alice: int) ->
     assert len(repo.search(alice, "bread", limit=1)) == 1
 
 
+def test_search_matches_word_prefixes(repo: Repository, alice: int) -> None:
+    cid = repo.create_conversation(alice, title="Tales")
+    repo.add_message(alice, cid, "assistant", "The dragon slept in its cave.")
+    assert [h.conversation_id for h in repo.search(alice, "drag")] == [cid]
+    assert repo.search(alice, "ragon") == []  # a prefix, not any substring
+
+
 def test_search_lists_newest_first(repo: Repository, alice: int) -> None:
     old = repo.create_conversation(alice, title="old")
     new = repo.create_conversation(alice, title="new")

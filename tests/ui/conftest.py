@@ -35,9 +35,9 @@ class Served(NamedTuple):
 
 
 @contextmanager
-def serving(app: App) -> Iterator[Served]:
+def serving(app: App, auth: bool = False) -> Iterator[Served]:
     """Launch the real server (same code path as `llamadesk serve`) without blocking."""
-    demo, url = launch(app, ServeOptions(port=free_port()), block=False)
+    demo, url = launch(app, ServeOptions(port=free_port(), auth=auth), block=False)
     try:
         yield Served(app, url)
     finally:

@@ -28,8 +28,18 @@ from ui.server import QUEUE_KNOBS, tune_queue
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# The programmatic API contract of DESIGN.md; UI events must not add to it or rename it.
-PUBLIC_ENDPOINTS = {"/chat", "/conversations", "/conversation", "/summarize"}
+# The programmatic API contract of DESIGN.md, and the MCP tools (ui/mcp_tools.py); UI events must not add
+# to it or rename it.
+PUBLIC_ENDPOINTS = {
+    "/chat",
+    "/conversations",
+    "/conversation",
+    "/summarize",
+    "/summarize_document",
+    "/ask_document",
+    "/send_message",
+    "/search_conversations",
+}
 
 
 @pytest.fixture
