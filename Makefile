@@ -48,8 +48,10 @@ endef
 browser:
 	$(call apt_missing,$(BROWSER_PKGS))
 
+# A machine without apt (a Mac laptop) still installs and runs; a scanned PDF then says what to install.
+HAVE_APT := $(shell command -v apt-get)
 ocr:
-	$(call apt_missing,$(OCR_PKGS))
+	$(if $(HAVE_APT),$(call apt_missing,$(OCR_PKGS)),@echo "OCR of scanned PDFs needs Tesseract: install it with your package manager")
 
 # PostgreSQL binaries for the storage and load tests (tests/pg.py starts a throwaway server);
 # a machine without them fails the run: the PostgreSQL variants are part of the suite.
