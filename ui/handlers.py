@@ -223,8 +223,9 @@ class Handlers:
         )
 
     def new_chat(self) -> tuple[Any, ...]:
-        """Chatbot, notice, current id, sidebar selection, edit mode; closes a delete confirmation."""
-        return [], "", "", gr.update(value=None), False, gr.update(visible=False), ""
+        """Chatbot, notice, current id, sidebar selection, edit mode, an empty rename box (the last
+        conversation's title must not be given to the next one); closes a delete confirmation."""
+        return [], "", "", gr.update(value=None), False, "", gr.update(visible=False), ""
 
     def rename(self, conversation_id: str, title: str, request: gr.Request) -> Any:
         user_id = self.user(request)

@@ -277,7 +277,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             handlers.marked, [conversation_id], [marked], api_visibility="private", show_progress="hidden"
         )
         marked.input(handlers.set_marked, [conversation_id, marked], None, api_visibility="private")
-        new_chat_outputs = [chatbot, notice, conversation_id, conversations, editing, *hide_confirm]
+        new_chat_outputs = [
+            chatbot, notice, conversation_id, conversations, editing, title_box, *hide_confirm
+        ]  # fmt: skip
         new_chat.click(handlers.new_chat, None, new_chat_outputs, api_visibility="private")
         # The chatbot's own trash icon starts a new chat too: hiding the history but still sending
         # it to the model would mislead.

@@ -162,6 +162,17 @@ def test_new_chat_also_withdraws_a_pending_delete(page: Page, served: Served) ->
     assert cid in conversation_ids(served.app)
 
 
+def test_new_chat_empties_the_rename_box(page: Page, served: Served) -> None:
+    cid = seed(served.app, "Delta dog walks")
+    open_app(page, served.url)
+    pick(page, cid)
+    page.locator("#rename-panel").get_by_text(tr("en")["sidebar.rename"], exact=True).first.click()
+    box = page.locator("#title-box textarea, #title-box input").first
+    expect(box).to_have_value("Delta dog walks")
+    page.locator("#new-chat").click()
+    expect(box).to_have_value("")  # else Rename would give this title to the next conversation
+
+
 # -- 2. Titles ---------------------------------------------------------------------------------
 
 
