@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 # Start a throwaway PostgreSQL server and the real vLLM server when selected tests want them.
 pytest_plugins = ["tests.pg", "tests.vllm_server", "tests.browser"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts a background job with Ctrl-C ignored, and every process the
+    # tests start would inherit that: the Ctrl-C tests would meet servers that cannot be interrupted.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

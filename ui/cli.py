@@ -151,6 +151,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.CANCELLED
     except CliError as exc:
         return _fail(exc, as_json)
+    finally:
+        _forget_unhandled_interrupt()  # a Ctrl-C handled anywhere below, serve's included
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Let a handled Ctrl-C end in exit code 130, not in death by SIGINT.
+
+    CPython 3.11 marks a Ctrl-C that lands inside ``exec()`` of a string (dataclasses does that while
+    modules load) as unhandled even once it is caught, and kills the process with SIGINT at exit.
+    Evaluating a string resets that mark.
+    """
+    exec("None")
 
 
 def _run(argv: list[str]) -> int:

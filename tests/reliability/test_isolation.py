@@ -150,7 +150,7 @@ def handler_attempts(tally: Tally, served: Served, alice_cid: str, pdf: Path) ->
     tally.attempt("ui search", lambda: handlers.search("zebra", bob))
     tally.attempt("ui open", lambda: handlers.open_conversation(alice_cid, bob))
     tally.attempt("ui rename", lambda: handlers.rename(alice_cid, "renamed by bob", bob))
-    tally.attempt("ui delete", lambda: handlers.delete(alice_cid, bob))
+    tally.attempt("ui delete", lambda: handlers.delete(alice_cid, alice_cid, bob))
     tally.attempt(
         "ui send into A's",
         lambda: handlers.send(

@@ -8,12 +8,15 @@ thread and the process died of SIGSEGV (exit -11). Each signal is sent on an eve
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ui.cli_process import CliProcess, messages, query
+from tests.ui.cli_process import ROOT, CliProcess, messages, query
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +42,28 @@ def test_sigint_while_modules_load_exits_130(db_url: str) -> None:
     said = [line for line in process.stderr.text().splitlines() if not line.startswith("import time:")]
     assert (code, said) == (130, ["cancelled"])
     assert messages(db_url) == []
+
+
+def test_a_ctrl_c_inside_exec_of_a_string_still_exits_130(tmp_path: Path) -> None:
+    # Modules that load build code with exec() (dataclasses): about one Ctrl-C in fifteen landed there
+    # in the test above, and CPython then killed the caught-and-reported process with SIGINT. Run as
+    # `-m`, like the CLI: `-c` exits through another path that never looks at the mark.
+    (tmp_path / "interrupted_in_exec.py").write_text(
+        "import sys\n"
+        "import ui.cli as cli\n"
+        "cli._run = lambda argv: exec('raise KeyboardInterrupt')\n"
+        "sys.exit(cli.main(['chat', 'hello']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_exec"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (130, "cancelled\n")
 
 
 def test_sigint_while_the_model_loads_exits_130_and_stores_nothing(db_url: str) -> None:

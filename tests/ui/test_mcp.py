@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +43,24 @@ async def _with_session(url: str, key: str | None, work: Any) -> Any:
         return await work(session)
 
 
+def run_in_own_loop(url: str, key: str | None, work: Any) -> Any:
+    # The session's sync Playwright holds the main thread's event loop, so asyncio.run gets a thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _with_session(url, key, work)).result()
+
+
 def list_tools(served: Served, key: str | None = None) -> dict[str, Tool]:
     async def work(session: ClientSession) -> dict[str, Tool]:
         return {tool.name: tool for tool in (await session.list_tools()).tools}
 
-    return asyncio.run(_with_session(mcp_url(served), key, work))  # type: ignore[no-any-return]
+    return run_in_own_loop(mcp_url(served), key, work)
 
 
 def call(served: Served, tool: str, arguments: dict[str, Any], key: str | None = None) -> CallToolResult:
     async def work(session: ClientSession) -> CallToolResult:
         return await session.call_tool(tool, arguments)
 
-    return asyncio.run(_with_session(mcp_url(served), key, work))  # type: ignore[no-any-return]
+    return run_in_own_loop(mcp_url(served), key, work)
 
 
 def result_json(result: CallToolResult) -> Any:
