@@ -17,7 +17,7 @@ from app.continuation import ContinuationJoiner
 from app.doc_chat import DocumentService
 from app.errors import AppError
 from app.heartbeat import Heartbeat
-from app.output_hygiene import LoopGuard
+from app.output_hygiene import LoopGuard, strip_markers, visible_so_far
 from app.registry import BackendRegistry
 from app.text import strip_control_chars
 from app.titles import clean_model_title, excerpt_title, unique_title
@@ -119,6 +119,7 @@ class _Prompt:
     messages: list[ChatMessage]
     dropped_turns: int
     max_tokens: int
+    grounded: bool = False  # document text is in the system prompt, with its fences and page marks
 
 
 class ChatService:
@@ -340,6 +341,8 @@ class ChatService:
         joiner = ContinuationJoiner(prefix) if prefix else None
         update = base
         guard = LoopGuard()
+        # A reply about a document may echo the prompt's scaffolding; the user never sees it.
+        shown, final = (visible_so_far, strip_markers) if prompt.grounded else (_as_is, _as_is)
         finished = False
         with self.heartbeat.alive(reply_id):
             try:
@@ -358,10 +361,10 @@ class ChatService:
                             cut = guard.cut(reply)
                             if cut is not None:  # the model is repeating itself: keep one copy and stop
                                 parts = [reply[:cut].rstrip()]
-                                update = replace(update, reply=parts[0])
+                                update = replace(update, reply=shown(parts[0]))
                                 joiner = None  # nothing held back may follow the cut
                                 break
-                            update = replace(update, reply=reply, ttft_s=ttft, first_text=first)
+                            update = replace(update, reply=shown(reply), ttft_s=ttft, first_text=first)
                             checkpoint.maybe(update.reply)
                             yield update
                         if delta.prompt_tokens is not None:
@@ -376,17 +379,17 @@ class ChatService:
                     close_stream(stream)  # releases a local model's lock at once on Stop
                 if joiner is not None and (rest := joiner.flush()):
                     parts.append(rest)
-                    update = replace(update, reply="".join(parts))
-                update = replace(update, status="complete", elapsed_s=time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                update = replace(update, reply=final("".join(parts)), status="complete", elapsed_s=elapsed)
                 checkpoint.complete(update.reply, update.prompt_tokens, update.completion_tokens)
                 finished = True
             except BackendError:
                 finished = True
-                self._keep_partial(user_id, base.conversation_id, reply_id, "".join(parts))
+                self._keep_partial(user_id, base.conversation_id, reply_id, final("".join(parts)))
                 raise
             finally:
                 if not finished:  # stopped by the caller (GeneratorExit) or an unexpected error
-                    checkpoint.interrupted("".join(parts))
+                    checkpoint.interrupted(final("".join(parts)))
         yield update
         if not (first_exchange and settings.auto_title):
             return
@@ -453,6 +456,7 @@ class ChatService:
             messages=messages,
             dropped_turns=len(turns) - len(kept),
             max_tokens=_reply_room(backend, messages, used, settings.max_tokens),
+            grounded=bool(context),
         )
 
     # -- helpers ------------------------------------------------------------
@@ -536,6 +540,10 @@ class ChatService:
         title = unique_title(self.repo, user_id, title, created, conversation_id)
         self.repo.rename_conversation(user_id, conversation_id, title)
         return title
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def validate_message(text: str) -> str:

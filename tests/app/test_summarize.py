@@ -452,6 +452,28 @@ def test_follow_up_keeps_a_fitting_document_in_the_prompt(db_url: str) -> None:
     app.close()
 
 
+def test_a_follow_up_reply_never_shows_the_prompt_s_scaffolding(db_url: str) -> None:
+    echo = "<<<DOCUMENT 0123456789abcdef>>> [page 2] The code on page 2 is LD-0002 [p. 2]."
+    backend = ScriptedBackend(handler=replying(echo), context_window=8192)
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    outcome = run_to_end(app.documents.summary_events(user, document([long_page_text(1), long_page_text(2)])))
+    updates = list(app.chat.send(user, outcome.conversation_id, "Which code is on page 2?", ChatSettings()))
+    for update in updates:  # nor does any piece of it while it streams
+        assert not any(marker in update.reply for marker in MARKERS), update.reply
+    stored = app.repo.messages(user, outcome.conversation_id)[-1]
+    assert (stored.content, stored.status) == ("The code on page 2 is LD-0002 (p. 2).", "complete")
+    app.close()
+
+
+def test_a_chat_without_a_document_keeps_brackets_the_user_asked_for(db_url: str) -> None:
+    wanted = "Use the tag [page 2] and <<<DOCUMENT draft>>> as written."
+    app = make_app(db_url, ScriptedBackend(handler=replying(wanted)))
+    updates = list(app.chat.send(app.local_user_id(), None, "Repeat my template.", ChatSettings()))
+    assert updates[-1].reply == wanted
+    app.close()
+
+
 def test_follow_up_on_a_long_document_retrieves_matching_pages(db_url: str) -> None:
     backend = ScriptedBackend(handler=replying("See page 17."), context_window=2048)
     app = make_app(db_url, backend)
