@@ -143,12 +143,14 @@ class ChatService:
         documents: list[str] = []
         if conversation_id:
             state = self.repo.turn_state(user_id, conversation_id)
-            backend = self._ready(self._backend_for(state.conversation, settings))
+            backend = self._backend_for(state.conversation, settings)
+            down = self._ready(backend)
             turns = _turns(state.messages)
             documents = state.documents
             lang = self._reply_language(user_id, state.conversation, text, settings)
         else:
-            backend = self._ready(self._backend_for(None, settings))
+            backend = self._backend_for(None, settings)
+            down = self._ready(backend)
             # Created with its language settled: every write saved is time to the first token.
             lang = language.resolve_reply_language(settings.reply_language or "auto", text, None)
             conversation_id = self.repo.create_conversation(
@@ -166,7 +168,8 @@ class ChatService:
         )
         turns.append({"role": "user", "content": text})
         yield from self._respond(
-            user_id, conversation_id, user_message_id, turns, documents, lang, backend, settings, reply_id
+            user_id, conversation_id, user_message_id, turns, documents, lang, backend, settings, reply_id,
+            down=down,
         )
 
     def regenerate(self, user_id: int, conversation_id: str, settings: ChatSettings) -> Updates:
@@ -264,8 +267,11 @@ class ChatService:
         backend: ChatBackend,
         settings: ChatSettings,
         reply_id: int | None = None,
+        down: BackendError | None = None,
     ) -> Updates:
-        """Answer the last turn into `reply_id`, an empty streaming reply (created here when None)."""
+        """Answer the last turn into `reply_id`, an empty streaming reply (created here when None).
+
+        `down` is the error of a server found unreachable just before the message was stored."""
         started = time.monotonic()
         base = ChatUpdate(
             conversation_id=conversation_id,
@@ -278,6 +284,8 @@ class ChatService:
             model=_model_of(backend),
         )
         try:
+            if down is not None:
+                raise down  # not tried again at once: an unreachable host costs a whole connect timeout
             prompt = self._prompt(turns, documents, lang, backend, settings)
         except BaseException:
             if reply_id is not None:  # no reply will come: the user's message stays alone
@@ -308,7 +316,7 @@ class ChatService:
         backend: ChatBackend,
         settings: ChatSettings,
     ) -> _Prompt:
-        backend.connect()  # a server down since _ready raises its own error here, the message kept
+        backend.connect()  # a server that went down raises its own error here, the message kept
         question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
         context = self.documents.context(documents, question, backend)
         return self.build_prompt(backend, turns, lang, settings, context)
@@ -462,17 +470,17 @@ class ChatService:
     # -- helpers ------------------------------------------------------------
 
     @staticmethod
-    def _ready(backend: ChatBackend) -> ChatBackend:
+    def _ready(backend: ChatBackend) -> BackendError | None:
         """Load the model before anything is stored: a model file that cannot load is bad input,
         and raises ModelFileError with nothing written. A server that cannot be reached right now
-        is reported by the reply instead, and the stored message waits for a retry."""
+        is returned, for the reply to report once the message is stored for a retry."""
         try:
             backend.connect()
         except ModelFileError:
             raise
-        except BackendError:
-            pass
-        return backend
+        except BackendError as exc:
+            return exc
+        return None
 
     def _backend_for(self, conversation: ConversationRow | None, settings: ChatSettings) -> ChatBackend:
         name = settings.backend

@@ -11,7 +11,16 @@ from app import chat as chat_module
 from app import checkpoint
 from app.chat import ChatSettings, InputRejected
 from app.core import App
-from backends.base import BackendError, BackendUnavailable, ChatMessage, ContextOverflow
+from backends.base import (
+    BackendError,
+    BackendUnavailable,
+    ChatBackend,
+    ChatMessage,
+    Connection,
+    ContextOverflow,
+    DeltaStream,
+    GenerationOptions,
+)
 from backends.scripted import ScriptedBackend, in_turn, replying, unavailable
 from tests.conftest import make_app
 
@@ -116,6 +125,37 @@ def test_backend_down_keeps_the_user_message_and_retry_works(db_url: str) -> Non
     assert retry.status == "complete" and retry.reply == "back again"
     rows = app.repo.messages(user, cid)
     assert [r.role for r in rows] == ["user", "assistant"], "the retry does not duplicate the user message"
+    app.close()
+
+
+class Unreachable(ChatBackend):
+    """A server whose host does not answer: each attempt would cost a whole connect timeout."""
+
+    kind = "scripted"
+
+    def __init__(self) -> None:
+        super().__init__("remote")
+        self.attempts = 0
+
+    def _connect(self) -> Connection:
+        self.attempts += 1
+        raise BackendUnavailable("no answer from http://10.255.255.1:8000")
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream_chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> DeltaStream:
+        raise AssertionError("never reached: the server did not answer")
+
+
+def test_a_server_down_at_send_is_tried_once_and_the_message_kept(db_url: str) -> None:
+    backend = Unreachable()
+    app = make_app(db_url, backend)
+    with pytest.raises(BackendUnavailable, match=r"10\.255\.255\.1"):
+        run(app, "are you there?")
+    assert backend.attempts == 1
+    rows = app.repo.messages(app.local_user_id(), only_conversation_id(app))
+    assert [(r.role, r.content) for r in rows] == [("user", "are you there?")]
     app.close()
 
 
