@@ -352,11 +352,13 @@ class ChatService:
         # A reply about a document may echo the prompt's scaffolding; the user never sees it.
         shown, final = (visible_so_far, strip_markers) if prompt.grounded else (_as_is, _as_is)
         finished = False
+        received = 0  # text deltas, a token each: the count when a cut stream never reports usage
         with self.heartbeat.alive(reply_id):
             try:
                 stream = backend.stream_chat(prompt.messages, options)
                 try:
                     for delta in stream:
+                        received += bool(delta.text)
                         # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
                         piece = storable_text(strip_control_chars(delta.text)) if delta.text else ""
                         if joiner is not None and piece:
@@ -387,6 +389,12 @@ class ChatService:
                     close_stream(stream)  # releases a local model's lock at once on Stop
                 if joiner is not None and (rest := joiner.flush()):
                     parts.append(rest)
+                if not update.completion_tokens and received:  # stopped by the loop guard
+                    update = replace(
+                        update,
+                        prompt_tokens=backend.count_message_tokens(prompt.messages),
+                        completion_tokens=received,
+                    )
                 elapsed = time.monotonic() - started
                 update = replace(update, reply=final("".join(parts)), status="complete", elapsed_s=elapsed)
                 checkpoint.complete(update.reply, update.prompt_tokens, update.completion_tokens)

@@ -378,4 +378,7 @@ def test_a_reply_that_loops_is_cut_to_one_copy_and_stops(db_url: str) -> None:
     assert final.reply.count("annual budget") <= 2, final.reply
     rows = app.repo.messages(app.local_user_id(), final.conversation_id)
     assert rows[-1].content == final.reply
+    # The cut stream never reports usage: the stats still count what the model wrote.
+    assert rows[-1].completion_tokens == final.completion_tokens > len(final.reply.split())
+    assert final.prompt_tokens > 0
     app.close()
