@@ -71,17 +71,26 @@ def raw_replay_s(
 
 
 def record_calls(backend: LlamaCppBackend) -> list[tuple[int, int]]:
-    """(prompt tokens, completion tokens) of every generation the backend runs from now on."""
+    """(prompt tokens, completion tokens) of every generation the backend runs from now on.
+
+    A pass the summarizer cuts for looping is closed before the backend reports usage; it is
+    recorded all the same, with the tokens it wrote, or the replay would leave out its work.
+    """
     calls: list[tuple[int, int]] = []
     stream_chat = backend.stream_chat
 
     def recording(messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
-        for delta in stream_chat(messages, options):
-            if delta.prompt_tokens is not None:
-                calls.append((delta.prompt_tokens, delta.completion_tokens or 0))
-            yield delta
+        prompt = completion = pieces = 0
+        try:
+            for delta in stream_chat(messages, options):
+                if delta.prompt_tokens is not None:
+                    prompt, completion = delta.prompt_tokens, delta.completion_tokens or 0
+                pieces += bool(delta.text)
+                yield delta
+        finally:
+            calls.append((prompt or backend.count_message_tokens(messages), completion or pieces))
 
-    backend.stream_chat = recording  # type: ignore[method-assign]
+    backend.stream_chat = recording  # type: ignore[method-assign, assignment]
     return calls
 
 
@@ -111,6 +120,8 @@ def long_document_rows(tmp: str) -> list[Row]:
     start = time.perf_counter()
     outcome = run_to_end(app.documents.summary_events(app.local_user_id(), doc, plan=plan))
     wall = time.perf_counter() - start
+    if len(calls) <= len(plan.chunks):  # every map step and at least the final merge
+        raise RuntimeError(f"recorded {len(calls)} generations for {len(plan.chunks)} chunks")
     result = outcome.result
     prefill_s, generation_s = on_model_thread(backend, lambda: raw_replay_s(backend, plan, calls))
     prefill = plan.document_tokens / prefill_s
