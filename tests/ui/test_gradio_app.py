@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.client import Job
 
 from backends.scripted import ScriptedBackend, replying, unavailable
+from tests.benchmarks.sse_client import call_streaming
 from tests.ui.conftest import (
     SLOW_REPLY,
     Served,
@@ -285,6 +287,17 @@ def test_backend_down_is_a_clear_error_and_the_message_is_kept(serve_backends: S
         assert messages == [{"role": "user", "content": "Are you there?", "status": "complete"}]
     finally:
         client.close()
+
+
+def test_the_http_api_takes_the_contract_s_values_and_no_more(serve_backends: ServeFactory) -> None:
+    # A client without gradio_client (curl, another language) posts exactly DESIGN.md's values; Gradio
+    # refuses a call with fewer values than the function has parameters, defaults or not.
+    served = serve_backends(ScriptedBackend(handler=replying("Plain HTTP works.")))
+    with httpx.Client(base_url=served.url, timeout=60) as http:
+        reply = call_streaming(http, "chat", ["Hello over plain HTTP.", ""]).output
+        listed = call_streaming(http, "conversations", []).output
+    assert reply == "Plain HTTP works."
+    assert isinstance(listed, list) and len(listed) == 1
 
 
 def test_only_the_contract_endpoints_are_public(serve_backends: ServeFactory) -> None:
