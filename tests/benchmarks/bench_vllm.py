@@ -178,10 +178,6 @@ def chat_pairs(server: VllmServer, n: int, trials: int) -> list[tuple[Burst, Bur
     return pairs
 
 
-def _together(work: Callable[[], None], n: int) -> None:
-    _together_indexed(lambda _i: work(), n)
-
-
 def _together_indexed(work: Callable[[int], None], n: int) -> None:
     errors: list[BaseException] = []
 
