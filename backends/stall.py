@@ -48,6 +48,7 @@ class StallWatch:
         self._watched: set[Watched] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
         self._last_seen: object | None = None
         self._last_change = 0.0
 
@@ -66,9 +67,16 @@ class StallWatch:
             with self._lock:
                 self._watched.discard(watched)
 
+    def close(self) -> None:
+        """Stop watching and wait for a check in flight: it uses the backend's HTTP client."""
+        self._closed.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
     def _run(self) -> None:
-        while True:
-            time.sleep(self._check_every)
+        while not self._closed.wait(self._check_every):
             with self._lock:
                 if not self._watched:
                     self._thread = None
@@ -76,6 +84,8 @@ class StallWatch:
                 silent = [w for w in self._watched if time.monotonic() - w.last_activity >= self._check_every]
             if silent:
                 self._check(silent)
+        with self._lock:
+            self._thread = None
 
     def _check(self, silent: list[Watched]) -> None:
         now = time.monotonic()

@@ -491,6 +491,7 @@ class OpenAICompatBackend(ChatBackend):
         return dataclasses.replace(info, extra=extra)
 
     def close(self) -> None:
+        self._stall.close()
         self._client.close()
         self._http.close()
 

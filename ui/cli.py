@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any, NoReturn
 
 from backends.base import DEFAULT_OPTIONS
+from ui import interrupts
 from ui.exit_codes import CliError, ExitCode
 
 CANCELLED_MESSAGE = "cancelled"
@@ -143,7 +142,7 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
-    _stop_on_sigterm()
+    interrupts.install()
     try:
         return _run(argv)
     except KeyboardInterrupt:
@@ -175,6 +174,7 @@ def _run(argv: list[str]) -> int:
         args = parser.parse_args([*argv, "serve", "--open"])
     from ui import commands  # after the signal set-up: see the module docstring
 
+    interrupts.checkpoint()
     return commands.run(args)
 
 
@@ -214,15 +214,6 @@ def _serve_vllm(argv: list[str]) -> int:
         launcher.Outcome.FAILED: ExitCode.BACKEND,
         launcher.Outcome.CANCELLED: ExitCode.CANCELLED,
     }[outcome]
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a service manager, `kill`) cancels like Ctrl-C: the partial reply is kept, the model freed."""
-
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _fail(exc: CliError, as_json: bool) -> int:

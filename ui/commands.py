@@ -31,6 +31,7 @@ from app.language import language_setting
 from app.uploads import Upload, read_upload
 from backends.base import BackendError, ModelFileError
 from storage.repo import storable_text
+from ui import interrupts
 from ui.exit_codes import CliError, ExitCode
 from ui.summary_view import SummaryView, injection_warning, progress_text
 
@@ -152,6 +153,7 @@ def _drain(stream: Any, out: TextIO | None) -> ChatUpdate:
     shown = 0
     try:
         for update in stream:
+            interrupts.checkpoint()
             if out is not None and len(update.reply) > shown:
                 out.write(update.reply[shown:])
                 out.flush()

@@ -48,22 +48,58 @@ def test_a_ctrl_c_inside_exec_of_a_string_still_exits_130(tmp_path: Path) -> Non
     # Modules that load build code with exec() (dataclasses): about one Ctrl-C in fifteen landed there
     # in the test above, and CPython then killed the caught-and-reported process with SIGINT. Run as
     # `-m`, like the CLI: `-c` exits through another path that never looks at the mark.
-    (tmp_path / "interrupted_in_exec.py").write_text(
+    source = (
         "import sys\n"
         "import ui.cli as cli\n"
         "cli._run = lambda argv: exec('raise KeyboardInterrupt')\n"
         "sys.exit(cli.main(['chat', 'hello']))\n"
     )
+    assert run_as_module(tmp_path, source) == (130, "cancelled\n")
+
+
+def run_as_module(folder: Path, source: str, *args: str) -> tuple[int, str]:
+    """Exit code and stderr of `python -m` on a script that patches the CLI before it runs."""
+    (folder / "patched_cli.py").write_text(source)
     done = subprocess.run(
-        [sys.executable, "-m", "interrupted_in_exec"],
+        [sys.executable, "-m", "patched_cli", *args],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        env={**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
-    assert (done.returncode, done.stderr) == (130, "cancelled\n")
+    return done.returncode, done.stderr
+
+
+SWALLOWED_INTERRUPT = """\
+import os, signal, sys, weakref
+import ui.cli as cli
+
+class Thing:
+    pass
+
+def interrupt_inside_the_callback(_ref):
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10_000):  # the handler runs on one of these steps, inside the callback
+        pass
+
+def build_parser():
+    thing = Thing()
+    ref = weakref.ref(thing, interrupt_inside_the_callback)
+    del thing  # runs the callback now, as the import machinery runs its own
+    return real_build_parser()
+
+real_build_parser, cli.build_parser = cli.build_parser, build_parser
+sys.exit(cli.main(["chat", "hello", "--db", sys.argv[1]]))
+"""
+
+
+def test_a_ctrl_c_that_a_weakref_callback_swallows_still_cancels(tmp_path: Path, db_url: str) -> None:
+    # CI saw it: a Ctrl-C landed in importlib's module-lock callback, CPython printed and dropped it,
+    # and `chat` went on to answer and exit 0.
+    assert run_as_module(tmp_path, SWALLOWED_INTERRUPT, db_url) == (130, "cancelled\n")
+    assert messages(db_url) == []
 
 
 def test_sigint_while_the_model_loads_exits_130_and_stores_nothing(db_url: str) -> None:
