@@ -343,7 +343,6 @@ class ChatService:
             seed=settings.seed,
             stop=settings.stop,
         )
-        checkpoint = Checkpointer(self.repo, user_id, reply_id)
         parts: list[str] = [prefix] if prefix else []
         # A continued reply: new text is joined on without a restart, a repeat or a missing space.
         joiner = ContinuationJoiner(prefix) if prefix else None
@@ -353,7 +352,7 @@ class ChatService:
         shown, final = (visible_so_far, strip_markers) if prompt.grounded else (_as_is, _as_is)
         finished = False
         received = 0  # text deltas, a token each: the count when a cut stream never reports usage
-        with self.heartbeat.alive(reply_id):
+        with self.heartbeat.alive(reply_id), Checkpointer(self.repo, user_id, reply_id) as checkpoint:
             try:
                 stream = backend.stream_chat(prompt.messages, options)
                 try:

@@ -168,14 +168,15 @@ class DocumentService:
         checkpoint = Checkpointer(self.repo, user_id, reply_id)
 
         def work() -> None:
-            try:
-                result = run.execute()
-                result = replace(result, summary=with_section_names(doc, result.summary))
-                checkpoint.complete(result.summary, result.tokens_processed, result.output_tokens)
-                events.put(Finished(SummaryOutcome(result, plan, cid, reply_id, plan.document_tokens)))
-            except BaseException as exc:  # cancelled, the backend failed, the database went away
-                checkpoint.interrupted(run.partial())
-                events.put(exc)
+            with checkpoint:
+                try:
+                    result = run.execute()
+                    result = replace(result, summary=with_section_names(doc, result.summary))
+                    checkpoint.complete(result.summary, result.tokens_processed, result.output_tokens)
+                    events.put(Finished(SummaryOutcome(result, plan, cid, reply_id, plan.document_tokens)))
+                except BaseException as exc:  # cancelled, the backend failed, the database went away
+                    checkpoint.interrupted(run.partial())
+                    events.put(exc)
 
         def saving(event: object) -> None:
             events.put(event)

@@ -300,14 +300,6 @@ class Handlers:
 
     # -- preferences --------------------------------------------------------------
 
-    def restore_preferences(self, prefs: dict[str, Any] | None) -> tuple[Any, ...]:
-        """Settings from the browser's last visit; the first-run panel stays away once dismissed."""
-        prefs = prefs or {}
-        values = [prefs.get(key, default) for key, default in SETTING_DEFAULTS.items()]
-        kept = bool(prefs.get("keep_demo"))
-        hidden = gr.update(visible=False) if kept else gr.skip()
-        return (*values, hidden, hidden)
-
     def save_preferences(
         self,
         prefs: dict[str, Any] | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 
 import gradio as gr
@@ -12,7 +13,7 @@ from app.language import LANGUAGE_NAMES, SUPPORTED
 from app.model_files import SUGGESTED_REPO
 from app.uploads import supported_suffixes
 from ui import api, mcp_tools
-from ui.handlers import EXPORT_FORMATS, Handlers
+from ui.handlers import EXPORT_FORMATS, SETTING_DEFAULTS, Handlers
 from ui.i18n import t
 
 # One queue group for every chat event, so the app never serializes remote
@@ -30,6 +31,22 @@ def css() -> str:
 def browser_js() -> str:
     """Keyboard shortcuts, the queued-message hint and the interface languages Gradio lacks."""
     return _asset("app.js")
+
+
+def restore_preferences_js() -> str:
+    """Settings from the browser's last visit; the first-run panel stays away once dismissed.
+
+    Restored in the browser, not on the server: a server round trip could land after the user's
+    first change on a busy server and put the old value back.
+    """
+    defaults = json.dumps(SETTING_DEFAULTS)
+    return f"""(prefs) => {{
+        const saved = prefs || {{}};
+        const defaults = {defaults};
+        const values = Object.keys(defaults).map((key) => (key in saved ? saved[key] : defaults[key]));
+        const hidden = saved.keep_demo ? {{__type__: "update", visible: false}} : undefined;
+        return [...values, hidden, hidden];
+    }}"""
 
 
 def _asset(name: str) -> str:
@@ -333,11 +350,10 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         demo.load(handlers.sidebar, [conversation_id], [conversations], api_visibility="private")
         demo.load(handlers.refresh_backends, [backend], [backend], api_visibility="private")
         demo.load(
-            handlers.restore_preferences,
+            None,
             [prefs],
             [system_prompt, temperature, max_tokens, reply_language, first_run_box, keep_demo],
-            api_visibility="private",
-            show_progress="hidden",
+            js=restore_preferences_js(),
         )
         demo.load(None, js=browser_js())
         preference_inputs = [prefs, system_prompt, temperature, max_tokens, reply_language]

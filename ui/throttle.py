@@ -13,11 +13,11 @@ each stream's interval widens as more streams run at once: 50 ms for up to 10,
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from types import TracebackType
 from typing import TypeVar
+
+from app.stream_load import StreamLoad
 
 T = TypeVar("T")
 
@@ -25,35 +25,7 @@ UI_INTERVAL_S = 0.05
 UPDATES_PER_S = 200  # for all streams of the process together
 
 
-class StreamLoad:
-    """How many throttled streams are running now; their intervals follow from it."""
-
-    def __init__(self, updates_per_s: float = UPDATES_PER_S) -> None:
-        self.updates_per_s = updates_per_s
-        self._active = 0
-        self._lock = threading.Lock()
-
-    @property
-    def active(self) -> int:
-        return self._active
-
-    def interval(self, floor_s: float) -> float:
-        """The interval each stream keeps so that all of them together stay within the budget."""
-        return max(floor_s, self._active / self.updates_per_s)
-
-    def __enter__(self) -> StreamLoad:
-        with self._lock:
-            self._active += 1
-        return self
-
-    def __exit__(
-        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        with self._lock:
-            self._active -= 1
-
-
-PROCESS_LOAD = StreamLoad()
+PROCESS_LOAD = StreamLoad(UPDATES_PER_S)
 
 
 def throttled(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from app.core import App
 from backends.scripted import ScriptedBackend, replying
@@ -378,6 +378,29 @@ def test_settings_persist_and_visibly_shape_the_reply(
     idle(page)
     system = next(m for m in backend.requests[-1] if m["role"] == "system")["content"]
     assert "Always answer like a pirate." in system and "Deutsch" in system
+
+
+def test_saved_settings_are_back_before_the_server_answers_anything(page: Page, served: Served) -> None:
+    # The settings were restored by a server event: on a busy server it could land after the user's
+    # first change and put the old value back. Here the server answers no event at all after the reload.
+    open_app(page, served.url)
+    page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+    page.locator("#system-prompt textarea").fill("Answer in haiku.")
+    page.locator("#system-prompt textarea").blur()
+    expect(page.locator("#settings-effect")).to_contain_text(tr("en")["settings.effect_system_prompt"])
+
+    held: list[Route] = []
+    page.route("**/queue/join*", lambda route: held.append(route))
+    try:
+        page.reload()
+        page.locator("#message textarea").wait_for(state="visible")
+        page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+        expect(page.locator("#system-prompt textarea")).to_have_value("Answer in haiku.")
+        assert held, "no server event was held back: the test proves nothing"
+    finally:
+        for route in held:
+            route.continue_()
+        page.unroute("**/queue/join*")
 
 
 def upload(page: Page, file: Path) -> None:

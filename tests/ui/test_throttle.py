@@ -8,8 +8,9 @@ from contextlib import ExitStack, closing
 
 import pytest
 
+from app.stream_load import StreamLoad
 from ui import throttle
-from ui.throttle import StreamLoad, throttled
+from ui.throttle import throttled
 
 
 class Clock:
@@ -35,20 +36,20 @@ def ticking(clock: Clock, count: int, step_s: float) -> Iterator[int]:
 
 
 def test_one_update_per_interval_and_always_the_last(clock: Clock) -> None:
-    sent = list(throttled(ticking(clock, 100, 0.01), interval_s=0.05, load=StreamLoad()))
+    sent = list(throttled(ticking(clock, 100, 0.01), interval_s=0.05, load=StreamLoad(200)))
     assert sent[-1] == 99
     assert 16 <= len(sent) <= 21  # one second of updates at 50 ms
     assert all(b - a >= 5 for a, b in itertools.pairwise(sent[:-1]))
 
 
 def test_urgent_updates_skip_the_interval(clock: Clock) -> None:
-    sent = list(throttled(ticking(clock, 50, 0.001), urgent=lambda i: i % 10 == 0, load=StreamLoad()))
+    sent = list(throttled(ticking(clock, 50, 0.001), urgent=lambda i: i % 10 == 0, load=StreamLoad(200)))
     assert {0, 10, 20, 30, 40} <= set(sent)
     assert sent[-1] == 49
 
 
 def test_many_streams_share_the_budget(clock: Clock) -> None:
-    load = StreamLoad(updates_per_s=200)
+    load = StreamLoad(200)
     with ExitStack() as others:
         for _ in range(31):
             others.enter_context(load)
@@ -61,13 +62,13 @@ def test_many_streams_share_the_budget(clock: Clock) -> None:
 
 
 def test_few_streams_keep_the_floor() -> None:
-    load = StreamLoad(updates_per_s=200)
+    load = StreamLoad(200)
     with load, load:
         assert load.interval(0.05) == 0.05
 
 
 def test_a_stream_leaves_the_load_when_finished_or_closed(clock: Clock) -> None:
-    load = StreamLoad()
+    load = StreamLoad(200)
     list(throttled(ticking(clock, 5, 0.1), load=load))
     assert load.active == 0
     with closing(throttled(ticking(clock, 100, 0.1), load=load)) as stream:
