@@ -31,6 +31,7 @@ from backends.base import (
     Delta,
     GenerationOptions,
     ModelFileError,
+    Usage,
     close_stream,
 )
 from storage.repo import ConversationRow, MessageRow, Repository, storable_text
@@ -351,13 +352,13 @@ class ChatService:
         # A reply about a document may echo the prompt's scaffolding; the user never sees it.
         shown, final = (visible_so_far, strip_markers) if prompt.grounded else (_as_is, _as_is)
         finished = False
-        received = 0  # text deltas, a token each: the count when a cut stream never reports usage
+        usage = Usage()
         with self.heartbeat.alive(reply_id), Checkpointer(self.repo, user_id, reply_id) as checkpoint:
             try:
                 stream = backend.stream_chat(prompt.messages, options)
                 try:
                     for delta in stream:
-                        received += bool(delta.text)
+                        usage.add(delta)
                         # Backends can emit lone surrogates or terminal escapes; neither may reach a UI.
                         piece = storable_text(strip_control_chars(delta.text)) if delta.text else ""
                         if joiner is not None and piece:
@@ -376,24 +377,15 @@ class ChatService:
                             update = replace(update, reply=shown(reply), ttft_s=ttft, first_text=first)
                             checkpoint.maybe(update.reply)
                             yield update
-                        if delta.prompt_tokens is not None:
-                            update = replace(
-                                update,
-                                prompt_tokens=delta.prompt_tokens,
-                                completion_tokens=delta.completion_tokens or 0,
-                            )
                         if delta.finish_reason:
                             update = replace(update, finish_reason=delta.finish_reason)
                 finally:
                     close_stream(stream)  # releases a local model's lock at once on Stop
                 if joiner is not None and (rest := joiner.flush()):
                     parts.append(rest)
-                if not update.completion_tokens and received:  # stopped by the loop guard
-                    update = replace(
-                        update,
-                        prompt_tokens=backend.count_message_tokens(prompt.messages),
-                        completion_tokens=received,
-                    )
+                if usage.known:
+                    tokens = usage.settled(lambda: backend.count_message_tokens(prompt.messages))
+                    update = replace(update, prompt_tokens=tokens[0], completion_tokens=tokens[1])
                 elapsed = time.monotonic() - started
                 update = replace(update, reply=final("".join(parts)), status="complete", elapsed_s=elapsed)
                 checkpoint.complete(update.reply, update.prompt_tokens, update.completion_tokens)

@@ -31,7 +31,7 @@ from app.errors import Cancelled
 from app.injection import fence_document
 from app.map_steps import map_workers, run_steps
 from app.output_hygiene import LoopGuard, echoes_markers, strip_markers, visible_so_far, without_repeats
-from backends.base import ChatBackend, ChatMessage, GenerationOptions, close_stream
+from backends.base import ChatBackend, ChatMessage, GenerationOptions, Usage, close_stream
 from storage.repo import Repository
 
 # Share of the window a model still reads reliably, by size (RULER: 8B ≈ 32K, 70B ≈ 64K).
@@ -575,20 +575,18 @@ class SummaryRun:
         )
         prompt_estimate = self.owner.backend.count_message_tokens(messages)
         text = ""
-        prompt = completion = pieces = 0
+        usage = Usage()
         guard = LoopGuard()
         stream = self.owner.backend.stream_chat(messages, options)
         try:
             for delta in stream:
                 self._check_cancel()
-                if delta.prompt_tokens is not None:
-                    prompt, completion = delta.prompt_tokens, delta.completion_tokens or 0
+                usage.add(delta)
                 if not delta.text:
                     continue
                 if not text:
                     self._count(prompt_estimate, measured=True)  # the prompt has been read
                 text += delta.text
-                pieces += 1
                 self._count(1, measured=True)
                 cut = guard.cut(text)
                 if cut is not None:
@@ -598,10 +596,10 @@ class SummaryRun:
                 self._show(kind, span, text, delta.text)
         finally:
             close_stream(stream)
+        prompt, completion = usage.settled(lambda: prompt_estimate)
         with self._lock:
-            self.prompt_tokens += prompt or prompt_estimate
-            # A pass cut for looping ends before the backend's usage arrives: count what it wrote.
-            self.completion_tokens += completion or pieces
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
         return text.strip()
 
     def _show(self, kind: StepKind, span: Part, text: str, delta: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
@@ -56,6 +56,33 @@ class Delta:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+
+
+@dataclass
+class Usage:
+    """The tokens of one generation, gathered from its deltas.
+
+    A stream closed early (a Stop, the loop guard) ends before the backend reports usage; the
+    text deltas it wrote, a token each, stand in for the count then.
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    text_deltas: int = 0
+
+    def add(self, delta: Delta) -> None:
+        self.text_deltas += bool(delta.text)
+        if delta.prompt_tokens is not None:
+            self.prompt_tokens, self.completion_tokens = delta.prompt_tokens, delta.completion_tokens or 0
+
+    @property
+    def known(self) -> bool:
+        """Whether there is anything to count: a report, or text."""
+        return self.prompt_tokens is not None or self.text_deltas > 0
+
+    def settled(self, count_prompt: Callable[[], int]) -> tuple[int, int]:
+        """(prompt, completion): as reported, else the app's own count of the prompt and the deltas seen."""
+        return self.prompt_tokens or count_prompt(), self.completion_tokens or self.text_deltas
 
 
 @dataclass(frozen=True)

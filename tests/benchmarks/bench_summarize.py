@@ -20,7 +20,7 @@ from app.doc_chat import run_to_end
 from app.documents import extract_pdf
 from app.registry import BackendRegistry
 from app.summarize import Plan
-from backends.base import ChatMessage, Delta, GenerationOptions
+from backends.base import ChatMessage, Delta, GenerationOptions, Usage
 from backends.llamacpp import LlamaCppBackend
 from tests.benchmarks.common import Row
 from tests.pdfs import long_pdf
@@ -80,15 +80,13 @@ def record_calls(backend: LlamaCppBackend) -> list[tuple[int, int]]:
     stream_chat = backend.stream_chat
 
     def recording(messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[Delta]:
-        prompt = completion = pieces = 0
+        usage = Usage()
         try:
             for delta in stream_chat(messages, options):
-                if delta.prompt_tokens is not None:
-                    prompt, completion = delta.prompt_tokens, delta.completion_tokens or 0
-                pieces += bool(delta.text)
+                usage.add(delta)
                 yield delta
         finally:
-            calls.append((prompt or backend.count_message_tokens(messages), completion or pieces))
+            calls.append(usage.settled(lambda: backend.count_message_tokens(messages)))
 
     backend.stream_chat = recording  # type: ignore[method-assign, assignment]
     return calls
