@@ -59,19 +59,34 @@ def loop_start(text: str) -> int | None:
     """Where a repetition loop begins in `text`, or None: the second copy of a sentence said three
     times, or the sentence that says a long phrase for the third time (a model circling one title
     or claim in ever new sentences)."""
-    seen: dict[str, list[int]] = {}
-    phrases = PhraseCount()
-    for match in _SENTENCE.finditer(text):
-        if phrases.add(match.group(0)):
-            return match.start()
-        sentence = " ".join(match.group(0).lower().split())
-        if len(sentence) < LOOP_MIN_CHARS:
-            continue
-        starts = seen.setdefault(sentence, [])
-        starts.append(match.start())
-        if len(starts) >= LOOP_REPEATS:
-            return starts[1]
-    return None
+    return _LoopScan().feed(text, final=True)
+
+
+class _LoopScan:
+    """`loop_start` over a growing text: each sentence is read once, when it is complete."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, list[int]] = {}
+        self._phrases = PhraseCount()
+        self._done = 0  # the text before this offset has been read, up to a sentence's end
+
+    def feed(self, text: str, final: bool = False) -> int | None:
+        """The loop's start in `text`, which extends the text fed before; the last sentence is
+        read only when something follows it (it may still grow), or when `final`."""
+        for match in _SENTENCE.finditer(text, self._done):
+            if match.end() == len(text) and not final:
+                break
+            self._done = match.end()
+            if self._phrases.add(match.group(0)):
+                return match.start()
+            sentence = " ".join(match.group(0).lower().split())
+            if len(sentence) < LOOP_MIN_CHARS:
+                continue
+            starts = self._seen.setdefault(sentence, [])
+            starts.append(match.start())
+            if len(starts) >= LOOP_REPEATS:
+                return starts[1]
+        return None
 
 
 def without_repeats(texts: list[str]) -> list[str]:
@@ -101,15 +116,17 @@ class PhraseCount:
 class LoopGuard:
     """Feed it the growing text of one reply; it says where to cut once the reply loops.
 
-    Checks run when the text has grown by a sentence's worth, so a long reply costs a few scans.
+    Checks run when the text has grown by a sentence's worth, and read only the sentences completed
+    since the last one: a reply costs one pass over its text, not one per check.
     """
 
     def __init__(self, every_chars: int = LOOP_MIN_CHARS) -> None:
         self.every_chars = every_chars
         self._checked = 0
+        self._scan = _LoopScan()
 
     def cut(self, text: str) -> int | None:
         if len(text) - self._checked < self.every_chars:
             return None
         self._checked = len(text)
-        return loop_start(text)
+        return self._scan.feed(text)
