@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Tool
 
 from app.api_keys import create_key
@@ -36,7 +37,8 @@ def mcp_url(served: Served) -> str:
 async def _with_session(url: str, key: str | None, work: Any) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else None
     async with (
-        streamablehttp_client(url, headers=headers, timeout=900, sse_read_timeout=900) as (read, write, _),
+        httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(900)) as http,
+        streamable_http_client(url, http_client=http) as (read, write, _),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
