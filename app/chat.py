@@ -304,7 +304,11 @@ class ChatService:
                 model=_model_of(backend),
             )
         base = replace(base, reply_message_id=reply_id)
-        yield base
+        try:
+            yield base
+        except GeneratorExit:  # stopped before the model began: the reply is interrupted, not streaming
+            self.repo.checkpoint_message(user_id, reply_id, "", status="interrupted")
+            raise
         yield from self._stream(
             user_id, reply_id, backend, prompt, settings, base, started, "", len(turns) == 1
         )

@@ -382,3 +382,17 @@ def test_a_reply_that_loops_is_cut_to_one_copy_and_stops(db_url: str) -> None:
     assert rows[-1].completion_tokens == final.completion_tokens > len(final.reply.split())
     assert final.prompt_tokens > 0
     app.close()
+
+
+def test_a_stop_before_the_first_token_leaves_no_reply_streaming(db_url: str) -> None:
+    # A Stop that lands while the model has not begun (a web Stop right after Send) closed the
+    # stream at its first update and left the empty reply "streaming" until the next restart.
+    app = make_app(db_url, ScriptedBackend(handler=replying("never read")))
+    user = app.local_user_id()
+    stream = app.chat.send(user, None, "hello", ChatSettings())
+    first = next(stream)
+    assert first.reply == "" and first.reply_message_id is not None
+    stream.close()
+    rows = app.repo.messages(user, first.conversation_id)
+    assert [(r.role, r.status) for r in rows] == [("user", "complete"), ("assistant", "interrupted")]
+    app.close()

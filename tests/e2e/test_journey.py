@@ -199,13 +199,17 @@ def chat_stop_continue_edit(j: Journey) -> None:
         last = j.app.repo.messages(j.app.local_user_id(), cid)[-1]
         return last.role == "assistant" and last.status == "streaming"
 
+    users = sum(r.role == "user" for r in j.app.repo.messages(j.app.local_user_id(), cid))
     for _ in range(3):
         wait_until(streaming, MODEL_TIMEOUT_MS / 1000, "the reply to start")
-        # Words of the new reply, not of the one before it.
+        # Words of the new reply, not of the one before it: on a busy server the page can still
+        # show the previous exchange alone, whose reply has words too.
         page.wait_for_function(
-            "() => { const r = document.querySelectorAll('#chatbot [data-testid=bot]');"
+            "(users) => { const r = document.querySelectorAll('#chatbot [data-testid=bot]');"
             " const u = document.querySelectorAll('#chatbot [data-testid=user]');"
-            " return r.length >= u.length && r[r.length - 1].innerText.split(/\\s+/).length >= 3; }",
+            " return u.length === users && r.length >= u.length"
+            " && r[r.length - 1].innerText.split(/\\s+/).length >= 3; }",
+            arg=users,
             timeout=MODEL_TIMEOUT_MS,
         )
         page.keyboard.press("Escape")
