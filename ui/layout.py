@@ -37,13 +37,17 @@ def restore_preferences_js() -> str:
     """Settings from the browser's last visit; the first-run panel stays away once dismissed.
 
     Restored in the browser, not on the server: a server round trip could land after the user's
-    first change on a busy server and put the old value back.
+    first change on a busy server and put the old value back. Gradio runs load events only once
+    every component has loaded, so a field the user already changed keeps the user's value.
     """
     defaults = json.dumps(SETTING_DEFAULTS)
-    return f"""(prefs) => {{
+    return f"""(prefs, ...current) => {{
         const saved = prefs || {{}};
         const defaults = {defaults};
-        const values = Object.keys(defaults).map((key) => (key in saved ? saved[key] : defaults[key]));
+        // A field not shown yet reads as null.
+        const changed = (value, key) => value !== null && value !== undefined && value !== defaults[key];
+        const values = Object.keys(defaults).map((key, i) =>
+            changed(current[i], key) ? current[i] : key in saved ? saved[key] : defaults[key]);
         const hidden = saved.keep_demo ? {{__type__: "update", visible: false}} : undefined;
         return [...values, hidden, hidden];
     }}"""
@@ -349,22 +353,25 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
 
         demo.load(handlers.sidebar, [conversation_id], [conversations], api_visibility="private")
         demo.load(handlers.refresh_backends, [backend], [backend], api_visibility="private")
+        preference_widgets = [system_prompt, temperature, max_tokens, reply_language]
         demo.load(
             None,
-            [prefs],
-            [system_prompt, temperature, max_tokens, reply_language, first_run_box, keep_demo],
+            [prefs, *preference_widgets],
+            [*preference_widgets, first_run_box, keep_demo],
             js=restore_preferences_js(),
         )
         demo.load(None, js=browser_js())
-        preference_inputs = [prefs, system_prompt, temperature, max_tokens, reply_language]
-        for widget in (system_prompt, temperature, max_tokens, reply_language):
-            widget.change(
-                handlers.save_preferences,
-                preference_inputs,
-                [prefs, settings_effect],
-                api_visibility="private",
-                show_progress="hidden",
-            )
+        # One event for all four fields: with "always_last", the browser sends the next save only
+        # after the last one answered, so an older save can never land last and undo a newer one.
+        gr.on(
+            [system_prompt.change, temperature.change, max_tokens.change, reply_language.change],
+            handlers.save_preferences,
+            [prefs, *preference_widgets],
+            [prefs, settings_effect],
+            trigger_mode="always_last",
+            api_visibility="private",
+            show_progress="hidden",
+        )
         backend.change(handlers.banner, [backend], [banner], api_visibility="private")
         model_outputs = [model_status, backend, banner]
         use_file.click(handlers.use_model_file, [gguf_path], model_outputs, api_visibility="private")

@@ -21,6 +21,7 @@ from tests.conftest import make_app
 from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
 from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, send, user_texts
 from tests.ui.conftest import Served, serving, wait_until
+from ui.layout import restore_preferences_js
 
 pytestmark = pytest.mark.browser
 
@@ -401,6 +402,19 @@ def test_saved_settings_are_back_before_the_server_answers_anything(page: Page, 
         for route in held:
             route.continue_()
         page.unroute("**/queue/join*")
+
+
+def test_the_restore_keeps_a_setting_the_user_changed_before_it_ran(page: Page) -> None:
+    # Gradio runs the restore once every component's code has loaded; on a busy machine the user
+    # had opened Settings and typed by then, and the saved (empty) system prompt wiped the text.
+    restore = restore_preferences_js()
+    saved = {"system_prompt": "Be brief.", "max_tokens": 256, "keep_demo": True}
+    # Fields in a closed Settings panel read as null; the restore fills them from the saved ones.
+    untouched = page.evaluate(f"(saved) => ({restore})(saved, '', null, null, null)", saved)
+    assert untouched[:4] == ["Be brief.", 0.7, 256, "auto"]
+    assert untouched[4] == untouched[5] == {"__type__": "update", "visible": False}
+    typed = page.evaluate(f"(saved) => ({restore})(saved, 'Answer in haiku.', 0.7, 1024, 'de')", saved)
+    assert typed[:4] == ["Answer in haiku.", 0.7, 256, "de"]
 
 
 def upload(page: Page, file: Path) -> None:

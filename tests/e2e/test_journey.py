@@ -199,9 +199,10 @@ def chat_stop_continue_edit(j: Journey) -> None:
         last = j.app.repo.messages(j.app.local_user_id(), cid)[-1]
         return last.role == "assistant" and last.status == "streaming"
 
-    users = sum(r.role == "user" for r in j.app.repo.messages(j.app.local_user_id(), cid))
     for _ in range(3):
         wait_until(streaming, MODEL_TIMEOUT_MS / 1000, "the reply to start")
+        # Counted once the reply streams: the new message is stored by then, so the page must show it.
+        users = sum(r.role == "user" for r in j.app.repo.messages(j.app.local_user_id(), cid))
         # Words of the new reply, not of the one before it: on a busy server the page can still
         # show the previous exchange alone, whose reply has words too.
         page.wait_for_function(
