@@ -228,7 +228,6 @@ class ChatService:
         turns.append({"role": "user", "content": prompts.CONTINUE_PROMPT})
         prompt = self._prompt(turns, state.documents, lang, backend, settings)
         self.repo.checkpoint_message(user_id, last.id, last.content, status="streaming")
-        yield replace(base, dropped_turns=prompt.dropped_turns)
         yield from self._stream(
             user_id, last.id, backend, prompt, settings, base, started, last.content, len(rows) == 2
         )
@@ -304,11 +303,6 @@ class ChatService:
                 model=_model_of(backend),
             )
         base = replace(base, reply_message_id=reply_id)
-        try:
-            yield base
-        except GeneratorExit:  # stopped before the model began: the reply is interrupted, not streaming
-            self.repo.checkpoint_message(user_id, reply_id, "", status="interrupted")
-            raise
         yield from self._stream(
             user_id, reply_id, backend, prompt, settings, base, started, "", len(turns) == 1
         )
@@ -359,6 +353,8 @@ class ChatService:
         usage = Usage()
         with self.heartbeat.alive(reply_id), Checkpointer(self.repo, user_id, reply_id) as checkpoint:
             try:
+                # Inside the try: a stop before the model begins also leaves the reply interrupted.
+                yield replace(base, dropped_turns=prompt.dropped_turns)
                 stream = backend.stream_chat(prompt.messages, options)
                 try:
                     for delta in stream:

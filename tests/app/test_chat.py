@@ -396,3 +396,18 @@ def test_a_stop_before_the_first_token_leaves_no_reply_streaming(db_url: str) ->
     rows = app.repo.messages(user, first.conversation_id)
     assert [(r.role, r.status) for r in rows] == [("user", "complete"), ("assistant", "interrupted")]
     app.close()
+
+
+def test_a_stop_before_a_continuation_s_first_token_keeps_the_reply_interrupted(db_url: str) -> None:
+    # The same close in Continue left the reply "streaming", its stored text and all.
+    app = make_app(db_url, ScriptedBackend(handler=replying("one two three four five", fail_after=3)))
+    user = app.local_user_id()
+    with pytest.raises(BackendError):
+        list(app.chat.send(user, None, "hello", ChatSettings()))
+    cid = only_conversation_id(app)
+    stream = app.chat.continue_last(user, cid, ChatSettings())
+    assert next(stream).reply == "one two three"
+    stream.close()
+    rows = app.repo.messages(user, cid)
+    assert (rows[-1].status, rows[-1].content) == ("interrupted", "one two three")
+    app.close()
