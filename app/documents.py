@@ -364,6 +364,7 @@ def _mp_context() -> BaseContext:
 
 
 _worker_reader: PdfReader | None = None
+_STARTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pdf-workers-start")
 
 
 def _init_worker(shared: bytes | str, size: int, password: str | None) -> None:
@@ -408,14 +409,19 @@ def _extract_parallel(
     except (OSError, NotImplementedError):  # e.g. no /dev/shm for the pool's semaphores
         return None
     finished_cleanly = False
+    # The workers start on a thread of their own, because Ctrl-C lands in the main thread only. A
+    # worker interrupted mid-start is never recorded by the pool, so nothing stops it, and once this
+    # process has gone it fails to open the pool's semaphores and prints a traceback under "cancelled".
+    starting = _STARTER.submit(_submit_all, executor, count, workers)
     try:
-        futures = _submit_all(executor, count, workers)
+        futures = starting.result()
         if futures is None:
             return None
         finished_cleanly = _collect(futures, results, count, deadline, limits, progress, cancel)
     except BrokenProcessPool as exc:
         raise DocumentError("limit", "a worker process died while reading it (out of memory?)") from exc
     finally:
+        wait([starting])
         _shutdown(executor, finished_cleanly)
     return results
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -352,6 +354,47 @@ def test_cancel_midway_stops_extraction(long200: Path, workers: int) -> None:
         extract_pdf(long200, cancel=cancel, progress=progress, workers=workers)
     if workers == 1:
         assert max(seen) == 10
+
+
+CTRL_C_MID_START = """
+import os, signal, sys
+from multiprocessing import forkserver
+from app.documents import extract_pdf
+
+read_pid = forkserver.read_signed
+
+def interrupted_before_the_pid_is_read(fd):
+    # The worker is forked and has its data; Ctrl-C lands before the pool learns its pid.
+    forkserver.read_signed = read_pid
+    os.kill(os.getpid(), signal.SIGINT)
+    return read_pid(fd)
+
+if __name__ == "__main__":
+    forkserver.read_signed = interrupted_before_the_pid_is_read
+    try:
+        extract_pdf(sys.argv[1], workers=2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+def test_a_ctrl_c_while_a_worker_starts_leaves_no_worker_behind(long200: Path, tmp_path: Path) -> None:
+    # The CLI printed a worker's traceback under "cancelled": interrupted mid-start, the worker was
+    # never recorded by the pool, so nothing stopped it, and it then failed to open the pool's
+    # semaphores. Reading stderr to its end also waits for every process that holds it.
+    script = tmp_path / "interrupt.py"
+    script.write_text(CTRL_C_MID_START, encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script), str(long200)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == ""
 
 
 def test_cancel_from_another_thread(long200: Path) -> None:
