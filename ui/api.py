@@ -19,6 +19,7 @@ from ui.files import remove_upload
 from ui.handlers import Handlers, uploaded_path
 from ui.i18n import error_text, request_language
 from ui.markup import literal
+from ui.stoppable import stoppable
 from ui.summary_view import SummaryView, injection_warning, urgent_event
 from ui.throttle import throttled
 
@@ -79,7 +80,9 @@ def register(handlers: Handlers) -> None:
         if view.finished is not None:
             yield view.summary
 
-    gr.api(summarize, api_name="summarize", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
-    gr.api(chat, api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
+    gr.api(
+        stoppable(summarize), api_name="summarize", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat"
+    )
+    gr.api(stoppable(chat), api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
     gr.api(conversations, api_name="conversations", concurrency_limit=None)
     gr.api(conversation, api_name="conversation", concurrency_limit=None)

@@ -15,6 +15,7 @@ from app.uploads import supported_suffixes
 from ui import api, mcp_tools
 from ui.handlers import EXPORT_FORMATS, SETTING_DEFAULTS, Handlers
 from ui.i18n import t
+from ui.stoppable import stoppable
 
 # One queue group for every chat event, so the app never serializes remote
 # backends; a local model queues on its own lock.
@@ -225,7 +226,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             show_progress_on=[chatbot],
         )
         send_event = box.submit(
-            handlers.send,
+            stoppable(handlers.send),
             [box, conversation_id, chatbot, editing, *settings],
             chat_outputs,
             # A message sent while a reply streams waits in the box (and says so) and goes next.
@@ -233,13 +234,13 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             **chat_event,  # type: ignore[arg-type]
         )
         regen_event = regenerate.click(
-            handlers.regenerate,
+            stoppable(handlers.regenerate),
             [conversation_id, *settings],
             chat_outputs,
             **chat_event,  # type: ignore[arg-type]
         )
         continue_event = resume.click(
-            handlers.continue_reply,
+            stoppable(handlers.continue_reply),
             [conversation_id, *settings],
             chat_outputs,
             **chat_event,  # type: ignore[arg-type]
@@ -260,7 +261,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             handlers.stopped, [conversation_id], [notice], api_visibility="private", show_progress="hidden"
         )
         summary_event = run_summary.click(
-            handlers.summarize,
+            stoppable(handlers.summarize),
             [pdf, summary_language, password, backend, conversation_id],
             [summary_status, summary, download, conversation_id, conversations],
             # Named apart: by default it would take "summarize" and push the public endpoint to /summarize_1.

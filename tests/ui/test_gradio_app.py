@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,48 @@ def test_stop_keeps_an_exact_prefix_of_the_scripted_reply(
     time.sleep(0.3)
     assert stored_messages(app, conversation_id)[-1].content == reply.content
     assert conversation(scripted_client, conversation_id)["messages"][-1]["status"] == "interrupted"
+
+
+class HeldAtThePrompt(ScriptedBackend):
+    """Holds the chat's first step (the prompt being measured) until the test lets it go on."""
+
+    def __init__(self) -> None:
+        super().__init__("held", replying(SLOW_REPLY, delay_s=0.05))
+        self.measuring = threading.Event()
+        self.go_on = threading.Event()
+
+    def count_tokens(self, text: str) -> int:
+        self.measuring.set()
+        self.go_on.wait(30)
+        return super().count_tokens(text)
+
+
+def test_a_stop_during_the_first_step_leaves_the_reply_interrupted_at_once(
+    serve_backends: ServeFactory,
+) -> None:
+    # Gradio keeps a stream's generator only after its first step. A stop during that step was
+    # never passed on to it: the reply stayed "streaming" until garbage collection found it.
+    backend = HeldAtThePrompt()
+    served = serve_backends(backend)
+    client = connect(served)
+    try:
+        job = client.submit("Tell me everything.", "", api_name="/chat")
+        assert backend.measuring.wait(30), "the chat never reached the backend"
+        # The cancel waits for the step in flight; the step goes on once the cancel is (most likely)
+        # under way. Should it come later, the stop lands in a later step and the outcome is the same.
+        stopping = threading.Thread(target=job.cancel)
+        stopping.start()
+        threading.Timer(0.5, backend.go_on.set).start()
+        stopping.join(60)
+        assert not stopping.is_alive()
+        conversation_id = only_conversation(served.app)
+        assert [(m.role, m.status) for m in stored_messages(served.app, conversation_id)] == [
+            ("user", "complete"),
+            ("assistant", "interrupted"),
+        ]
+    finally:
+        backend.go_on.set()
+        client.close()
 
 
 def test_chat_continues_a_conversation_with_its_history(serve_backends: ServeFactory) -> None:

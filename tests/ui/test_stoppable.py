@@ -1,0 +1,87 @@
+"""A Stop closes a streaming handler at once, wherever in its steps it lands."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from ui.stoppable import stoppable
+
+
+class Handler:
+    """A streaming handler whose first step waits until the test lets it go on."""
+
+    def __init__(self) -> None:
+        self.in_first_step = threading.Event()
+        self.go_on = threading.Event()
+        self.closed_at: str | None = None
+
+    def stream(self, words: list[str]) -> Iterator[str]:
+        try:
+            self.in_first_step.set()
+            self.go_on.wait(30)
+            yield from words
+        except GeneratorExit:
+            self.closed_at = "a yield"
+            raise
+        finally:
+            self.closed_at = self.closed_at or "the end"
+
+
+async def wait_for(event: threading.Event) -> None:
+    assert await asyncio.to_thread(event.wait, 30)
+
+
+def test_every_update_comes_through_and_the_handler_ends() -> None:
+    async def run() -> list[str]:
+        handler = Handler()
+        handler.go_on.set()
+        return [word async for word in stoppable(handler.stream)(["a", "b", "c"])]
+
+    assert asyncio.run(run()) == ["a", "b", "c"]
+
+
+def test_a_cancel_during_the_first_step_closes_the_handler_once_the_step_returns() -> None:
+    # Gradio cancels the task running the step. A plain generator stopped there was never closed
+    # until garbage collection, so the reply stayed "streaming".
+    handler = Handler()
+
+    async def run() -> None:
+        updates = stoppable(handler.stream)(["a", "b"])
+        step = asyncio.ensure_future(anext(updates))
+        await wait_for(handler.in_first_step)
+        step.cancel()
+        handler.go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        assert handler.closed_at == "a yield"
+
+    asyncio.run(run())
+
+
+def test_closing_between_steps_closes_the_handler() -> None:
+    handler = Handler()
+    handler.go_on.set()
+
+    async def run() -> None:
+        updates = stoppable(handler.stream)(["a", "b"])
+        assert await anext(updates) == "a"
+        await updates.aclose()
+        assert handler.closed_at == "a yield"
+
+    asyncio.run(run())
+
+
+def test_a_handler_that_fails_raises_through_and_is_finished() -> None:
+    def failing() -> Iterator[str]:
+        yield "a"
+        raise RuntimeError("backend down")
+
+    async def run() -> list[str]:
+        return [word async for word in stoppable(failing)()]
+
+    with pytest.raises(RuntimeError, match="backend down"):
+        asyncio.run(run())
