@@ -38,8 +38,9 @@ def restore_preferences_js() -> str:
     """Settings from the browser's last visit; the first-run panel stays away once dismissed.
 
     Restored in the browser, not on the server: a server round trip could land after the user's
-    first change on a busy server and put the old value back. Gradio runs load events only once
-    every component has loaded, so a field the user already changed keeps the user's value.
+    first change on a busy server and put the old value back. Gradio runs load events once every
+    component's code has loaded, which on a busy machine can be after the user has typed: a field
+    the user already changed keeps the user's value.
     """
     defaults = json.dumps(SETTING_DEFAULTS)
     return f"""(prefs, ...current) => {{

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
 from ui.stoppable import stoppable
+
+T = TypeVar("T")
 
 
 class Handler:
@@ -31,17 +35,24 @@ class Handler:
             self.closed_at = self.closed_at or "the end"
 
 
+def run(main: Coroutine[Any, Any, T]) -> T:
+    # Off the main thread: the session's sync Playwright holds its event loop, and a thread starts
+    # with an empty context, so no Gradio app of an earlier test is found as the current one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main).result()
+
+
 async def wait_for(event: threading.Event) -> None:
     assert await asyncio.to_thread(event.wait, 30)
 
 
 def test_every_update_comes_through_and_the_handler_ends() -> None:
-    async def run() -> list[str]:
+    async def main() -> list[str]:
         handler = Handler()
         handler.go_on.set()
         return [word async for word in stoppable(handler.stream)(["a", "b", "c"])]
 
-    assert asyncio.run(run()) == ["a", "b", "c"]
+    assert run(main()) == ["a", "b", "c"]
 
 
 def test_a_cancel_during_the_first_step_closes_the_handler_once_the_step_returns() -> None:
@@ -49,7 +60,7 @@ def test_a_cancel_during_the_first_step_closes_the_handler_once_the_step_returns
     # until garbage collection, so the reply stayed "streaming".
     handler = Handler()
 
-    async def run() -> None:
+    async def main() -> None:
         updates = stoppable(handler.stream)(["a", "b"])
         step = asyncio.ensure_future(anext(updates))
         await wait_for(handler.in_first_step)
@@ -59,20 +70,20 @@ def test_a_cancel_during_the_first_step_closes_the_handler_once_the_step_returns
             await step
         assert handler.closed_at == "a yield"
 
-    asyncio.run(run())
+    run(main())
 
 
 def test_closing_between_steps_closes_the_handler() -> None:
     handler = Handler()
     handler.go_on.set()
 
-    async def run() -> None:
+    async def main() -> None:
         updates = stoppable(handler.stream)(["a", "b"])
         assert await anext(updates) == "a"
         await updates.aclose()
         assert handler.closed_at == "a yield"
 
-    asyncio.run(run())
+    run(main())
 
 
 def test_a_handler_that_fails_raises_through_and_is_finished() -> None:
@@ -80,8 +91,8 @@ def test_a_handler_that_fails_raises_through_and_is_finished() -> None:
         yield "a"
         raise RuntimeError("backend down")
 
-    async def run() -> list[str]:
+    async def main() -> list[str]:
         return [word async for word in stoppable(failing)()]
 
     with pytest.raises(RuntimeError, match="backend down"):
-        asyncio.run(run())
+        run(main())
