@@ -14,14 +14,16 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
 import unicodedata
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -364,7 +366,6 @@ def _mp_context() -> BaseContext:
 
 
 _worker_reader: PdfReader | None = None
-_STARTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pdf-workers-start")
 
 
 def _init_worker(shared: bytes | str, size: int, password: str | None) -> None:
@@ -399,8 +400,53 @@ def _extract_parallel(
 ) -> list[_PageResult] | None:
     """Read page ranges in worker processes; None when this system cannot start them."""
     results = [_PageResult("")] * count
+    # Ctrl-C is held for the whole run and ends it at the next poll instead. Landing anywhere, it could
+    # leave a worker or a thread the pool never recorded (a traceback after "cancelled", or an exit that
+    # waits forever), or break a lock inside `wait` halfway through.
+    with _signals_held() as arrived:
+        executor = _start_pool(shared, size, password, workers)
+        if executor is None:
+            return None
+        finished_cleanly = False
+        try:
+            futures = _submit_all(executor, count, workers)
+            if futures is None:
+                return None
+            finished_cleanly = _collect(futures, results, count, deadline, limits, progress, cancel, arrived)
+        except BrokenProcessPool as exc:
+            raise DocumentError("limit", "a worker process died while reading it (out of memory?)") from exc
+        finally:
+            _shutdown(executor, finished_cleanly)
+    return results
+
+
+@contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM are noted in the list, then arrive as they would have once the block ends.
+
+    Only the main thread receives signals, and only it may set their handlers: elsewhere this does nothing.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous: dict[signal.Signals, Any] = {}
     try:
-        executor = ProcessPoolExecutor(
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda received, _frame: held.append(received))
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
+def _start_pool(
+    shared: bytes | str, size: int, password: str | None, workers: int
+) -> ProcessPoolExecutor | None:
+    try:
+        return ProcessPoolExecutor(
             max_workers=workers,
             mp_context=_mp_context(),
             initializer=_init_worker,
@@ -408,22 +454,6 @@ def _extract_parallel(
         )
     except (OSError, NotImplementedError):  # e.g. no /dev/shm for the pool's semaphores
         return None
-    finished_cleanly = False
-    # The workers start on a thread of their own, because Ctrl-C lands in the main thread only. A
-    # worker interrupted mid-start is never recorded by the pool, so nothing stops it, and once this
-    # process has gone it fails to open the pool's semaphores and prints a traceback under "cancelled".
-    starting = _STARTER.submit(_submit_all, executor, count, workers)
-    try:
-        futures = starting.result()
-        if futures is None:
-            return None
-        finished_cleanly = _collect(futures, results, count, deadline, limits, progress, cancel)
-    except BrokenProcessPool as exc:
-        raise DocumentError("limit", "a worker process died while reading it (out of memory?)") from exc
-    finally:
-        wait([starting])
-        _shutdown(executor, finished_cleanly)
-    return results
 
 
 def _submit_all(executor: ProcessPoolExecutor, count: int, workers: int) -> _Futures | None:
@@ -441,12 +471,15 @@ def _collect(
     limits: Limits,
     progress: PageProgress | None,
     cancel: threading.Event | None,
+    signals: list[int],
 ) -> bool:
-    """Fill `results` as chunks finish; False when it stopped early because a page hit a limit."""
+    """Fill `results` as chunks finish; False when it stopped early: a page hit a limit, or a signal came."""
     pending: set[Future[list[_PageResult]]] = set(futures)
     done_pages = 0
     while pending:
         _check_stop(deadline, cancel, limits)
+        if signals:
+            return False
         done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
         for future in done:
             span = futures[future]
