@@ -11,13 +11,13 @@ Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
@@ -31,6 +31,7 @@ from app.config import UnknownBackend
 from app.core import App
 from backends.base import BackendError, BackendUnavailable, ChatMessage, ContextOverflow, Delta
 from storage.repo import NotFound
+from ui.stoppable import ThreadedStream
 
 CONVERSATION_HEADER = "x-llamadesk-conversation"
 NEW_CONVERSATION = "new"
@@ -342,25 +343,29 @@ async def _sse(
     asked with stream_options.include_usage, on a chunk of its own with no choices (as OpenAI sends it).
     Leaving early (a client disconnect) closes the service's stream, which saves or frees what it holds."""
     chunk: Callable[..., str] = lambda *a, **k: _chunk(completion_id, created, reply, *a, **k)  # noqa: E731
-    item = first
+
+    def events(item: Delta) -> Iterator[str]:
+        if item.text:
+            yield chunk({"content": item.text})
+        if item.finish_reason:
+            usage = _usage(item)
+            yield chunk({}, item.finish_reason, None if include_usage else usage)
+            if include_usage:
+                yield chunk({}, usage=usage, choices=False)
+
+    # The model makes its next tokens while these are sent; whatever is ready goes out in one write.
+    rest = ThreadedStream(reply.steps, ahead=sys.maxsize)
     try:
         yield chunk({"role": "assistant", "content": ""})
-        while item is not _END:
-            assert isinstance(item, Delta)
-            if item.text:
-                yield chunk({"content": item.text})
-            if item.finish_reason:
-                usage = _usage(item)
-                yield chunk({}, item.finish_reason, None if include_usage else usage)
-                if include_usage:
-                    yield chunk({}, usage=usage, choices=False)
-            item = await run_in_threadpool(next, reply.steps, _END)
+        batch = [] if first is _END else [cast(Delta, first)]
+        while batch:
+            yield "".join(event for item in batch for event in events(item))
+            batch = await rest.next_batch()
         yield "data: [DONE]\n\n"
     except Exception as exc:  # after the headers: OpenAI's servers send the error as an event
         yield f"data: {json.dumps(api_error(exc).body(), ensure_ascii=False)}\n\n"
     finally:
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(getattr(reply.steps, "close", lambda: None))
+        await rest.close()
 
 
 def routes(app: App, *, auth: bool) -> list[BaseRoute]:

@@ -16,7 +16,7 @@ from openai import OpenAI
 from app.api_keys import create_key
 from app.core import App
 from app.users import add_user
-from tests.ui.conftest import Served, serving
+from tests.ui.conftest import Served, serving, wait_until
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -164,6 +164,38 @@ def test_a_named_conversation_stores_the_exchange(served_local: Served, local_cl
             model="gpt-4o", messages=MESSAGES, extra_body={"conversation_id": cid}
         )
     assert no_model.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+def test_a_client_that_leaves_mid_stream_keeps_the_reply_interrupted_and_frees_the_model(
+    served_local: Served, local_client: OpenAI
+) -> None:
+    # The reply is made on a thread of its own, ahead of the client: leaving must still close it.
+    app = served_local.app
+    stream = local_client.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+        max_tokens=400,
+        stream=True,
+        extra_body={"conversation_id": "new"},
+        **GREEDY,
+    )
+    seen = ""
+    for chunk in stream:
+        cid = chunk.model_extra["conversation_id"]  # type: ignore[index]
+        seen += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+        if len(seen) > 40:
+            break
+    stream.close()
+
+    def reply() -> tuple[str, str]:
+        last = app.repo.messages(app.local_user_id(), cid)[-1]
+        return last.status, last.content
+
+    wait_until(lambda: reply()[0] != "streaming", what="the reply to be closed")
+    status, content = reply()
+    assert status == "interrupted" and content.startswith(seen)
+    after = local_client.chat.completions.create(model="local", messages=MESSAGES, max_tokens=8, **GREEDY)
+    assert after.choices[0].message.content
 
 
 def curl(*args: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ui.stoppable import stoppable
+from ui.stoppable import ThreadedStream, stoppable
 
 T = TypeVar("T")
 
@@ -96,3 +96,41 @@ def test_a_handler_that_fails_raises_through_and_is_finished() -> None:
 
     with pytest.raises(RuntimeError, match="backend down"):
         run(main())
+
+
+def test_the_next_step_runs_while_the_reader_still_holds_the_last() -> None:
+    # Stepped one at a time on request, the model sat idle while each token was delivered.
+    second_step = threading.Event()
+
+    def steps() -> Iterator[str]:
+        yield "a"
+        second_step.set()
+        yield "b"
+
+    async def main() -> list[str]:
+        updates = stoppable(steps)()
+        first = await anext(updates)
+        await wait_for(second_step)  # before the reader has asked for it
+        return [first, *[word async for word in updates]]
+
+    assert run(main()) == ["a", "b"]
+
+
+def test_what_is_ready_comes_as_one_batch_in_order_and_a_failure_after_it() -> None:
+    made = threading.Event()
+
+    def steps() -> Iterator[int]:
+        yield from range(5)
+        made.set()
+        raise RuntimeError("backend down")
+
+    async def main() -> list[list[int]]:
+        stream = ThreadedStream(steps(), ahead=100)
+        await wait_for(made)
+        batches = [await stream.next_batch()]
+        with pytest.raises(RuntimeError, match="backend down"):
+            await stream.next_batch()
+        await stream.close()
+        return batches
+
+    assert run(main()) == [[0, 1, 2, 3, 4]]
