@@ -1,9 +1,9 @@
 """Sync generators served on an event loop: each steps on a thread of its own, ahead of its reader.
 
 Gradio and the /v1 routes run on an event loop, and a handler's steps block while a model computes.
-Run one step at a time on a pool thread, the model sat idle while the loop delivered each step's
-output: /v1 streamed 8% slower than the bare model. Here the thread takes the next step while the
-loop delivers the last one.
+A thread of its own takes the next step while the loop delivers the last one, and hands over each
+step for about half the CPU of a hop to a pool thread (70 against 130–220 µs here): with 32 chats
+starting at once, the median first token came 561 → 408 ms after the request.
 
 A reader that leaves (a Stop, a closed connection, a cancelled task) closes the generator on that
 thread as soon as the step in flight returns: the reply is stored as interrupted there and then, and
