@@ -133,9 +133,15 @@ def test_bad_flag_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) ->
     assert "\n" not in err and "tensor-parallel-size" in err
 
 
-def test_missing_vllm_is_exit_2_with_the_install_hint(capsys: pytest.CaptureFixture[str]) -> None:
-    if vllm_installed():
-        pytest.skip("vLLM is installed here; this test is for machines without it")
+def test_missing_vllm_is_exit_2_with_the_install_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs everywhere: where vLLM is installed, the launcher is made to find no module named vllm.
+    real_find_spec = launcher.importlib.util.find_spec
+    monkeypatch.setattr(
+        launcher.importlib.util, "find_spec", lambda name: None if name == "vllm" else real_find_spec(name)
+    )
+    assert not vllm_installed()
     assert serve_vllm([]) == 2
     assert capsys.readouterr().err.strip() == INSTALL_HINT
     assert launch(LaunchSpec()) is Outcome.NOT_INSTALLED
