@@ -15,7 +15,7 @@ from app.uploads import supported_suffixes
 from ui import api, mcp_tools
 from ui.handlers import EXPORT_FORMATS, SETTING_DEFAULTS, Handlers
 from ui.i18n import t
-from ui.stoppable import stoppable
+from ui.stoppable import TabStops
 
 # One queue group for every chat event, so the app never serializes remote
 # backends; a local model queues on its own lock.
@@ -71,6 +71,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         conversation_id = gr.State("")
         editing = gr.State(False)
         pending_delete = gr.State("")
+        # How many times this tab pressed Stop, and Cancel on a summary (see TabStops).
+        chat_stops_seen = gr.State(0)
+        summary_stops_seen = gr.State(0)
         prefs = gr.BrowserState({}, storage_key=PREFS_KEY)
         with gr.Sidebar(elem_id="sidebar"):
             gr.Markdown("## 🦙 llamadesk")
@@ -220,29 +223,32 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         settings = [system_prompt, temperature, max_tokens, reply_language, backend]
         chat_outputs = [box, chatbot, notice, conversation_id, conversations, editing]
         # Progress shows in the chat pane only: never over the sidebar, never as a second error badge.
+        # A Stop never waits in a queue behind the replies it stops.
+        stop_event = dict(api_visibility="private", show_progress="hidden", queue=False)
         chat_event = dict(
             api_visibility="private",
             concurrency_limit=CHAT_LIMIT,
             concurrency_id=CHAT_GROUP,
             show_progress_on=[chatbot],
         )
+        chat_stops, summary_stops = TabStops(), TabStops()
         send_event = box.submit(
-            stoppable(handlers.send),
-            [box, conversation_id, chatbot, editing, *settings],
+            chat_stops.stream(handlers.send),
+            [chat_stops_seen, box, conversation_id, chatbot, editing, *settings],
             chat_outputs,
             # A message sent while a reply streams waits in the box (and says so) and goes next.
             trigger_mode="always_last",
             **chat_event,  # type: ignore[arg-type]
         )
         regen_event = regenerate.click(
-            stoppable(handlers.regenerate),
-            [conversation_id, *settings],
+            chat_stops.stream(handlers.regenerate),
+            [chat_stops_seen, conversation_id, *settings],
             chat_outputs,
             **chat_event,  # type: ignore[arg-type]
         )
         continue_event = resume.click(
-            stoppable(handlers.continue_reply),
-            [conversation_id, *settings],
+            chat_stops.stream(handlers.continue_reply),
+            [chat_stops_seen, conversation_id, *settings],
             chat_outputs,
             **chat_event,  # type: ignore[arg-type]
         )
@@ -257,13 +263,13 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                 api_visibility="private",
                 show_progress="hidden",
             )
-        # The notice comes after the cancel, so that no last update of the reply overwrites it.
-        stop.click(None, cancels=[send_event, regen_event, continue_event], api_visibility="private").then(
+        # The notice comes after the stop, so that no last update of the reply overwrites it.
+        stop.click(chat_stops.press, [chat_stops_seen], [chat_stops_seen], **stop_event).then(  # type: ignore[arg-type]
             handlers.stopped, [conversation_id], [notice], api_visibility="private", show_progress="hidden"
         )
-        summary_event = run_summary.click(
-            stoppable(handlers.summarize),
-            [pdf, summary_language, password, backend, conversation_id],
+        run_summary.click(
+            summary_stops.stream(handlers.summarize),
+            [summary_stops_seen, pdf, summary_language, password, backend, conversation_id],
             [summary_status, summary, download, conversation_id, conversations],
             # Named apart: by default it would take "summarize" and push the public endpoint to /summarize_1.
             api_name="summarize_ui",
@@ -274,7 +280,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
             show_progress="hidden",
         )
         # Said once the run has stopped, so that no late progress update can cover it.
-        cancel_summary.click(None, cancels=[summary_event], api_visibility="private").then(
+        cancel_summary.click(
+            summary_stops.press, [summary_stops_seen], [summary_stops_seen], **stop_event  # type: ignore[arg-type]
+        ).then(
             handlers.summary_cancelled, None, [summary_status], api_visibility="private"
         )
         # The plan shows as soon as a file is there, before anything runs.

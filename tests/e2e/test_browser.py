@@ -143,6 +143,39 @@ def test_real_model_reply_streams_and_survives_a_reload(
     screenshot(page, tmp_path / "real-model.png")
 
 
+def test_stop_pressed_at_any_moment_of_a_reply_leaves_the_chat_idle_and_the_reply_kept(
+    page: Page, browser_scripted: Served
+) -> None:
+    # Gradio's own cancel raced the stream's last messages in the page: the chat showed "Error"
+    # and stayed busy, about once in three Stops pressed within a second of the reply's start.
+    app: App = browser_scripted.app
+    open_app(page, browser_scripted.url)
+    for round_, delay_ms in enumerate([0, 10, 50, 200, 0, 500, 30, 100, 0, 1000, 5, 300]):
+        if round_ % 3 == 2:
+            page.locator("#regenerate").click()
+        else:
+            send(page, f"Tell me everything, part {round_}.")
+        wait_until(lambda: _last_reply_streaming(app), 60, "the reply to start")
+        page.wait_for_timeout(delay_ms)
+        page.locator("#stop").click()
+        page.wait_for_function(CHATBOT_IDLE)
+        tracker = page.locator('#chatbot [data-testid="status-tracker"]')
+        assert tracker.count() == 0 or "Error" not in tracker.inner_text(), f"Error shown after stop {round_}"
+        wait_until(lambda: last_reply_settled(app, only_conversation(app)), 60, "the reply to be saved")
+        reply = stored_messages(app, only_conversation(app))[-1]
+        assert reply.status == "interrupted", f"stop {round_} did not land mid-reply"
+        assert SLOW_REPLY.startswith(reply.content)
+    expect(page.locator("#notice")).to_contain_text("stopped")
+
+
+def _last_reply_streaming(app: App) -> bool:
+    rows = app.repo.list_conversations(app.local_user_id())
+    if not rows:
+        return False
+    messages = stored_messages(app, rows[0].id)
+    return bool(messages) and (messages[-1].role, messages[-1].status) == ("assistant", "streaming")
+
+
 def test_stop_keeps_the_partial_reply_in_the_page_and_the_sidebar(
     page: Page, browser_scripted: Served, tmp_path: Path
 ) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+import typing
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import gradio as gr
 import pytest
 
-from ui.stoppable import ThreadedStream, stoppable
+from ui.stoppable import TabStops, ThreadedStream, stoppable
 
 T = TypeVar("T")
 
@@ -134,3 +137,71 @@ def test_what_is_ready_comes_as_one_batch_in_order_and_a_failure_after_it() -> N
         return batches
 
     assert run(main()) == [[0, 1, 2, 3, 4]]
+
+
+# -- a browser tab's Stop ------------------------------------------------------
+
+
+def endless(made: list[str], closed: threading.Event, request: gr.Request) -> Iterator[str]:
+    try:
+        while True:
+            made.append(f"word {len(made)}")
+            yield made[-1]
+    finally:
+        closed.set()
+
+
+def test_a_tab_s_stop_ends_its_stream_and_returns_once_the_last_update_is_out() -> None:
+    stops = TabStops()
+    made: list[str] = []
+    closed = threading.Event()
+    tab, other = gr.Request(session_hash="tab"), gr.Request(session_hash="other")
+
+    async def main() -> tuple[list[str], int]:
+        updates = stops.stream(endless)(0, made, closed, tab)
+        got = [await anext(updates), await anext(updates)]
+
+        async def read_on() -> None:
+            async for word in updates:
+                got.append(word)
+
+        reader = asyncio.ensure_future(read_on())
+        assert await stops.press(0, other) == 1  # another tab's Stop ends nothing here
+        assert not reader.done()
+        pressed = await stops.press(0, tab)
+        assert reader.done(), "the Stop returned before the stream had sent its last update"
+        await reader
+        return got, pressed
+
+    got, pressed = run(main())
+    assert pressed == 1
+    assert closed.is_set(), "the handler was not closed: the reply would stay 'streaming'"
+    assert got == made[: len(got)], "an update came out of order or twice"
+
+
+def test_a_stream_queued_before_its_tab_s_stop_never_starts() -> None:
+    stops = TabStops()
+    made: list[str] = []
+    tab = gr.Request(session_hash="tab")
+
+    async def main() -> list[str]:
+        seen = 0  # the count the event was sent with, before the Stop
+        assert await stops.press(seen, tab) == 1
+        return [word async for word in stops.stream(endless)(seen, made, threading.Event(), tab)]
+
+    assert run(main()) == [] and made == []
+    # A stream sent after that Stop carries the new count and runs.
+    async def after() -> str:
+        updates = stops.stream(endless)(1, made, threading.Event(), tab)
+        try:
+            return await anext(updates)
+        finally:
+            await updates.aclose()
+
+    assert run(after()) == "word 0"
+
+
+def test_gradio_sees_the_stop_count_then_the_handler_s_own_parameters() -> None:
+    signature = inspect.signature(TabStops().stream(endless))
+    assert list(signature.parameters) == ["seen", "made", "closed", "request"]
+    assert typing.get_type_hints(TabStops().stream(endless))["request"] is gr.Request
