@@ -199,8 +199,10 @@ class TabStops:
                     del self._running[tab][stream]
                     if not self._running[tab]:
                         del self._running[tab]
-                await stream.close()
-                ended.set_result(None)
+                try:
+                    await stream.close()
+                finally:
+                    ended.set_result(None)
 
         # Gradio matches inputs to parameters by this signature: the count, then the handler's own.
         own = list(inspect.signature(handler).parameters.values())
