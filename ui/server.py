@@ -210,6 +210,11 @@ def _load_default_model(app: App) -> None:
     print(f"llamadesk: {spec.name} {state} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
 
 
+def _report_recovered(replies: int) -> None:
+    message = f"llamadesk: {replies} reply(s) cut off by a crash are marked interrupted"
+    print(message, file=sys.stderr, flush=True)
+
+
 def serve(settings: Settings, options: ServeOptions) -> int:
     try:
         check_exposure(options)
@@ -223,10 +228,8 @@ def serve(settings: Settings, options: ServeOptions) -> int:
         return ExitCode.BAD_INPUT
     _load_default_model(app)
     if app.recovered_replies:
-        print(
-            f"llamadesk: {app.recovered_replies} reply(s) cut off by a crash are marked interrupted",
-            file=sys.stderr,
-        )
+        _report_recovered(app.recovered_replies)
+    app.heartbeat.keep_sweeping(_report_recovered)
     try:
         launch(app, options)
     except KeyboardInterrupt:

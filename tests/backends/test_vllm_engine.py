@@ -112,9 +112,10 @@ def test_max_tokens_beyond_the_window_is_trimmed_not_refused(engine: OpenAICompa
 @pytest.mark.timeout(300)
 def test_a_request_queued_behind_a_full_server_is_not_a_stall(vllm_server: VllmServer) -> None:
     # Three times what the server runs at once, with a 2 s timeout: the last third waits for
-    # two batches, far longer than 2 s of silence, on a server that is busy, not dead.
+    # two batches of 200 tokens, far longer than 2 s of silence, on a server that is busy, not dead.
+    # (Two batches of 40 tokens took 1.6 s on a quiet machine: then nothing waited past the timeout.)
     backend = connected(vllm_server, timeout_s=2.0)
-    options = GenerationOptions(max_tokens=40, temperature=0.0, stop=())
+    options = GenerationOptions(max_tokens=200, temperature=0.0, stop=())
     first_token_s: list[float] = []
     errors: list[BaseException] = []
 
@@ -122,7 +123,7 @@ def test_a_request_queued_behind_a_full_server_is_not_a_stall(vllm_server: VllmS
         started = time.monotonic()
         try:
             deltas: list[Delta] = []
-            for delta in backend.stream_chat(user(f"Count from {i} to {i + 60}."), options):
+            for delta in backend.stream_chat(user(f"Count from {i} to {i + 300}."), options):
                 if not deltas:
                     first_token_s.append(time.monotonic() - started)
                 deltas.append(delta)

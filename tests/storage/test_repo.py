@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app.heartbeat import Heartbeat
 from storage.db import Database
 from storage.models import Message
 from storage.repo import NotFound, Repository
@@ -223,6 +224,27 @@ def test_mark_streaming_interrupted(repo: Repository, alice: int) -> None:
     assert repo.mark_streaming_interrupted() == 1
     assert repo.messages(alice, cid)[-1].status == "interrupted"
     assert repo.mark_streaming_interrupted() == 0
+
+
+def test_a_running_sweeper_marks_a_reply_once_its_writer_stops_beating(repo: Repository, alice: int) -> None:
+    # A server restarted within the stale time of a kill found the reply fresh at start-up, and
+    # nothing marked it until the next restart.
+    cid = repo.create_conversation(alice)
+    killed = repo.add_message(alice, cid, "assistant", "partial", status="streaming")
+    heartbeat = Heartbeat(repo, beat_s=0.05, stale_after_s=2.0)
+    marked: list[int] = []
+    reported = threading.Event()
+    try:
+        assert heartbeat.sweep() == 0  # at start-up: fresh
+        with heartbeat.alive(repo.add_message(alice, cid, "assistant", "live", status="streaming")):
+            heartbeat.keep_sweeping(lambda n: (marked.append(n), reported.set()), every_s=0.05)
+            assert reported.wait(30)
+            statuses = {m.id: m.status for m in repo.messages(alice, cid)}
+    finally:
+        heartbeat.close()
+    assert marked == [1]
+    assert statuses[killed] == "interrupted"
+    assert sorted(statuses.values()) == ["interrupted", "streaming"], "the live reply was marked"
 
 
 def test_delete_conversation_cascades(repo: Repository, alice: int, db: Database) -> None:
