@@ -223,8 +223,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         settings = [system_prompt, temperature, max_tokens, reply_language, backend]
         chat_outputs = [box, chatbot, notice, conversation_id, conversations, editing]
         # Progress shows in the chat pane only: never over the sidebar, never as a second error badge.
-        # A Stop never waits in a queue behind the replies it stops.
-        stop_event = dict(api_visibility="private", show_progress="hidden", queue=False)
+        # A Stop never waits behind the replies it stops. It stays in the queue, whose join route
+        # the guard checks against the session's owner.
+        stop_event = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
         chat_event = dict(
             api_visibility="private",
             concurrency_limit=CHAT_LIMIT,
