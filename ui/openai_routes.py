@@ -10,6 +10,7 @@ Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -38,6 +39,8 @@ NEW_CONVERSATION = "new"
 # Without max_tokens OpenAI lets a reply run to the end of the window; so does this, via the backend.
 UNLIMITED_TOKENS = 1 << 30
 _END = object()
+# Tokens made within this time of the last chunk go out together (about two at 100 tok/s).
+_SEND_EVERY_S = 0.02
 
 
 class ApiError(Exception):
@@ -344,22 +347,26 @@ async def _sse(
     Leaving early (a client disconnect) closes the service's stream, which saves or frees what it holds."""
     chunk: Callable[..., str] = lambda *a, **k: _chunk(completion_id, created, reply, *a, **k)  # noqa: E731
 
-    def events(item: Delta) -> Iterator[str]:
-        if item.text:
-            yield chunk({"content": item.text})
-        if item.finish_reason:
-            usage = _usage(item)
-            yield chunk({}, item.finish_reason, None if include_usage else usage)
-            if include_usage:
-                yield chunk({}, usage=usage, choices=False)
+    def events(batch: list[Delta]) -> Iterator[str]:
+        if text := "".join(item.text for item in batch if item.text):
+            yield chunk({"content": text})
+        for item in batch:
+            if item.finish_reason:
+                usage = _usage(item)
+                yield chunk({}, item.finish_reason, None if include_usage else usage)
+                if include_usage:
+                    yield chunk({}, usage=usage, choices=False)
 
-    # The model makes its next tokens while these are sent; whatever is ready goes out in one write.
+    # The model makes its next tokens while these are sent. What is ready goes out as one chunk, at
+    # most every _SEND_EVERY_S: each chunk costs the server and the client CPU that the model shares.
     rest = ThreadedStream(reply.steps, ahead=sys.maxsize)
     try:
         yield chunk({"role": "assistant", "content": ""})
         batch = [] if first is _END else [cast(Delta, first)]
         while batch:
-            yield "".join(event for item in batch for event in events(item))
+            yield "".join(events(batch))
+            if not batch[-1].finish_reason:
+                await asyncio.sleep(_SEND_EVERY_S)
             batch = await rest.next_batch()
         yield "data: [DONE]\n\n"
     except Exception as exc:  # after the headers: OpenAI's servers send the error as an event

@@ -16,6 +16,8 @@ from openai import OpenAI
 from app.api_keys import create_key
 from app.core import App
 from app.users import add_user
+from backends.scripted import ScriptedBackend, replying
+from tests.conftest import make_app
 from tests.ui.conftest import Served, serving, wait_until
 
 MESSAGES = [
@@ -196,6 +198,28 @@ def test_a_client_that_leaves_mid_stream_keeps_the_reply_interrupted_and_frees_t
     assert status == "interrupted" and content.startswith(seen)
     after = local_client.chat.completions.create(model="local", messages=MESSAGES, max_tokens=8, **GREEDY)
     assert after.choices[0].message.content
+
+
+def test_tokens_made_faster_than_they_are_sent_go_out_together_in_order(db_url: str) -> None:
+    # One chunk per token cost the server and the client CPU that the model shares on a laptop.
+    text = "".join(f"word{i} " for i in range(300))
+    app = make_app(db_url, ScriptedBackend(handler=replying(text)))
+    try:
+        with serving(app) as served:
+            client = client_for(served)
+            chunks = list(
+                client.chat.completions.create(
+                    model="scripted", messages=MESSAGES, max_tokens=1000, stream=True
+                )
+            )
+            client.close()
+    finally:
+        app.close()
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == text
+    assert len(pieces) < 300 / 2, f"{len(pieces)} chunks for 300 tokens made at once"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 300
 
 
 def curl(*args: str) -> str:
