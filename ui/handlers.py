@@ -669,7 +669,10 @@ class Handlers:
         backend: str | None,
         request: gr.Request,
     ) -> Any:
-        """Sidebar list once a new conversation has its title (run after the reply's event ended)."""
+        """Sidebar list once a new conversation has its title (run after the reply's event ended).
+
+        The selection is left as it is: by the time the model has made the title, the user may
+        have opened another conversation, and moving the selection back would hide that."""
         if not conversation_id:
             return gr.skip()
         user_id = self.user(request)
@@ -679,7 +682,7 @@ class Handlers:
                 return gr.skip()
         except NotFound:
             return gr.skip()
-        return gr.update(choices=self.conversation_choices(user_id), value=conversation_id)
+        return gr.update(choices=self.conversation_choices(user_id))
 
     def stopped(self, conversation_id: str, request: gr.Request) -> str:
         """The notice after Stop: the reply is kept as it is, and Continue can finish it."""

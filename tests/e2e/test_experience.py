@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from app.core import App
-from backends.scripted import ScriptedBackend, replying
+from app.prompts import title_prompt
+from backends.scripted import ScriptedBackend, ScriptedRequest, replying
 from tests.conftest import make_app
 from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
 from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, send, user_texts
@@ -203,6 +204,44 @@ def test_titles_never_echo_the_instruction_and_are_told_apart(
         assert title.startswith("Wie pflege ich Basilikum") and "…" in title
         assert " Winte…" not in title  # never cut inside a word
     assert titles[0] != titles[1], titles
+
+
+def test_a_title_made_after_the_user_moved_on_leaves_their_selection_alone(
+    page: Page, served: Served, backend: ScriptedBackend
+) -> None:
+    """The title is made after the reply, by the model: by then the user may have opened another
+    conversation and asked to delete it. The late title must not move the sidebar's selection
+    back, or the delete prompt stays on one conversation while the sidebar shows another."""
+    archive = seed(served.app, "Quiet archive")
+    asked, release = threading.Event(), threading.Event()
+    reply = replying("Otters hold hands while they sleep.")
+
+    def held_title(request: ScriptedRequest) -> Iterator[str]:
+        if request.messages[-1]["content"] != title_prompt("en"):
+            yield from reply(request)
+            return
+        asked.set()
+        release.wait(DEFAULT_TIMEOUT_MS / 1000)
+        yield "Sleeping otters"
+
+    backend.handler = held_title
+    open_app(page, served.url)
+    before = conversation_ids(served.app)
+    send(page, "Tell me about otters.")
+    wait_until(asked.is_set, DEFAULT_TIMEOUT_MS / 1000, "the title to be asked for")
+    (otters,) = conversation_ids(served.app) - before
+    idle(page)
+
+    pick(page, archive)
+    page.locator("#delete").click()
+    expect(page.locator("#delete-target")).to_have_text("Quiet archive")
+    release.set()
+    expect(entry(page, otters)).to_have_text("Sleeping otters")
+    expect(entry(page, archive).locator("input")).to_be_checked()
+
+    entry(page, otters).click()
+    expect(page.locator("#delete-confirm")).to_be_hidden()
+    expect(page.locator('#chatbot [data-testid="bot"]').last).to_contain_text("Otters hold hands")
 
 
 # -- 5. Progress and errors -----------------------------------------------------------------------
