@@ -519,6 +519,7 @@ class ChatService:
         rows = self.repo.messages(user_id, conversation_id)
         if len(rows) != 2 or rows[1].status != "complete":
             return None
+        conversation = self.repo.get_conversation(user_id, conversation_id)
         options = GenerationOptions(max_tokens=20, temperature=0.2, seed=0)
         # Asked as one more turn of the same prompt, the model's prefix cache still holds
         # everything before the question: the title costs a few tokens of prefill, and the
@@ -543,9 +544,9 @@ class ChatService:
             except BackendError:
                 break
         title = clean_model_title(raw, prompts.title_prompt(lang)) or excerpt_title(rows[0].content)
-        created = self.repo.get_conversation(user_id, conversation_id).created_at
-        title = unique_title(self.repo, user_id, title, created, conversation_id)
-        self.repo.rename_conversation(user_id, conversation_id, title)
+        title = unique_title(self.repo, user_id, title, conversation.created_at, conversation_id)
+        if not self.repo.replace_title(user_id, conversation_id, conversation.title, title):
+            return None  # renamed by the user while the model was at it: their title stays
         return title
 
 

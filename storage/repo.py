@@ -324,6 +324,20 @@ class Repository:
     def rename_conversation(self, user_id: int, cid: str, title: str) -> None:
         self._update_conversation(user_id, cid, {"title": storable_text(title)})
 
+    def replace_title(self, user_id: int, cid: str, expected: str, title: str) -> bool:
+        """Set ``title`` only while the conversation is still called ``expected``; False when a
+        rename came first. A title the model took seconds to make never overwrites the user's."""
+        stmt = (
+            update(Conversation)
+            .where(_owned(user_id, cid), Conversation.title == expected)
+            .values(title=storable_text(title))
+        )
+        with self.db.session() as s:
+            if _execute(s, stmt) == 1:
+                return True
+        self.get_conversation(user_id, cid)  # a missing or foreign conversation still raises
+        return False
+
     def set_marked(self, user_id: int, cid: str, marked: bool) -> None:
         self._update_conversation(user_id, cid, {"marked": marked})
 

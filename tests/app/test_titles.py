@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from app.chat import ChatSettings
 from app.core import App
 from app.prompts import title_prompt
 from app.titles import clean_model_title, distinct_title, echoes, excerpt_title
-from backends.scripted import ScriptedBackend, replying
+from backends.scripted import ScriptedBackend, ScriptedRequest, replying
 from tests.conftest import make_app
 
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -83,4 +84,21 @@ def test_the_title_waits_for_its_own_call_when_asked_to(db_url: str) -> None:
     cid = updates[-1].conversation_id
     assert app.repo.get_conversation(user, cid).title == "How do I keep basil alive?"
     assert app.chat.title_conversation(user, cid, ChatSettings()) == "Basil Care"
+    app.close()
+
+
+def test_a_rename_made_while_the_title_is_being_made_is_kept(db_url: str) -> None:
+    backend = ScriptedBackend()
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    updates = app.chat.send(user, None, "How do I keep basil alive?", ChatSettings(auto_title=False))
+    cid = list(updates)[-1].conversation_id
+
+    def renamed_meanwhile(request: ScriptedRequest) -> Iterator[str]:
+        app.repo.rename_conversation(user, cid, "My herbs")  # the user, while the model writes
+        yield "Title: Basil Care"
+
+    backend.handler = renamed_meanwhile
+    assert app.chat.title_conversation(user, cid, ChatSettings()) is None
+    assert app.repo.get_conversation(user, cid).title == "My herbs"
     app.close()

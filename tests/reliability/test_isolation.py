@@ -208,6 +208,10 @@ def service_attempts(tally: Tally, served: Served, alice_cid: str, pdf: Path) ->
         refused=True,
     )
     tally.attempt("repo rename", lambda: app.repo.rename_conversation(bob, alice_cid, "x"), refused=True)
+    alice_title = app.repo.get_conversation(served.alice, alice_cid).title  # B guesses it right
+    tally.attempt(
+        "repo replace_title", lambda: app.repo.replace_title(bob, alice_cid, alice_title, "x"), refused=True
+    )
     tally.attempt(
         "repo update", lambda: app.repo.update_conversation(bob, alice_cid, language="de"), refused=True
     )

@@ -91,6 +91,17 @@ def test_rename_and_update_conversation(repo: Repository, alice: int) -> None:
     assert (row.title, row.backend, row.model, row.language) == ("Nouveau titre", "vllm", "405b", "fr")
 
 
+def test_a_title_replaces_only_the_title_it_was_made_for(repo: Repository, alice: int, bob: int) -> None:
+    cid = repo.create_conversation(alice, title="How do I keep basil…")
+    assert repo.replace_title(alice, cid, "How do I keep basil…", "Basil care")
+    repo.rename_conversation(alice, cid, "My herbs")
+    assert not repo.replace_title(alice, cid, "Basil care", "Basil care, again")
+    assert repo.get_conversation(alice, cid).title == "My herbs"
+    with pytest.raises(NotFound):
+        repo.replace_title(bob, cid, "My herbs", "mine now")
+    assert repo.get_conversation(alice, cid).title == "My herbs"
+
+
 def test_missing_conversation_raises(repo: Repository, alice: int) -> None:
     with pytest.raises(NotFound):
         repo.get_conversation(alice, "0" * 32)
@@ -293,6 +304,7 @@ def test_other_users_ids_are_not_found(repo: Repository, alice: int, bob: int) -
     calls = [
         lambda: repo.get_conversation(bob, cid),
         lambda: repo.rename_conversation(bob, cid, "mine now"),
+        lambda: repo.replace_title(bob, cid, "private", "mine now"),
         lambda: repo.update_conversation(bob, cid, model="x"),
         lambda: repo.update_conversation(bob, cid),
         lambda: repo.delete_conversation(bob, cid),
