@@ -90,6 +90,7 @@ class ChatUpdate:
     title: str | None = None
     first_text: bool = False  # this update carries the reply's first text
     finish_reason: str | None = None  # the backend's, once the reply is complete: "stop" or "length"
+    nothing_added: bool = False  # a continued reply the model ended at once: it is as it was
 
     @property
     def done(self) -> bool:
@@ -169,7 +170,15 @@ class ChatService:
         )
         turns.append({"role": "user", "content": text})
         yield from self._respond(
-            user_id, conversation_id, user_message_id, turns, documents, lang, backend, settings, reply_id,
+            user_id,
+            conversation_id,
+            user_message_id,
+            turns,
+            documents,
+            lang,
+            backend,
+            settings,
+            reply_id,
             down=down,
         )
 
@@ -387,7 +396,11 @@ class ChatService:
                     tokens = usage.settled(lambda: backend.count_message_tokens(prompt.messages))
                     update = replace(update, prompt_tokens=tokens[0], completion_tokens=tokens[1])
                 elapsed = time.monotonic() - started
-                update = replace(update, reply=final("".join(parts)), status="complete", elapsed_s=elapsed)
+                reply = final("".join(parts))
+                nothing_added = bool(prefix) and reply == final(prefix)
+                update = replace(
+                    update, reply=reply, status="complete", elapsed_s=elapsed, nothing_added=nothing_added
+                )
                 checkpoint.complete(update.reply, update.prompt_tokens, update.completion_tokens)
                 finished = True
             except BackendError:
@@ -586,7 +599,6 @@ def _clean_deltas(stream: Iterator[Delta]) -> Iterator[Delta]:
             yield delta
     finally:
         close_stream(stream)  # releases a local model's lock at once when the caller stops reading
-
 
 
 def _system_text(custom: str, lang: str, context: str = "") -> str:

@@ -734,10 +734,13 @@ def _file_stem(title: str) -> str:
 
 
 def _notice(update: ChatUpdate, lang: str) -> str:
-    if not update.dropped_turns:
-        return ""
-    key = "chat.dropped_turns_one" if update.dropped_turns == 1 else "chat.dropped_turns"
-    return text(key, lang, n=update.dropped_turns)
+    lines = []
+    if update.dropped_turns:
+        key = "chat.dropped_turns_one" if update.dropped_turns == 1 else "chat.dropped_turns"
+        lines.append(text(key, lang, n=update.dropped_turns))
+    if update.nothing_added:  # Continue would otherwise seem to have done nothing
+        lines.append(text("chat.nothing_added", lang))
+    return "\n\n".join(lines)
 
 
 def _settings(

@@ -23,6 +23,13 @@ CHAT_GROUP = "chat"
 CHAT_LIMIT = api.CHAT_CONCURRENCY
 # Where the browser keeps a user's chat settings and first-run choice between visits.
 PREFS_KEY = "llamadesk-preferences"
+# The settings fields' element ids, in SETTING_DEFAULTS' order; touched.js watches the same ones.
+SETTING_FIELDS = {
+    "system_prompt": "system-prompt",
+    "temperature": "temperature",
+    "max_tokens": "max-tokens",
+    "reply_language": "reply-language",
+}
 
 
 def css() -> str:
@@ -40,19 +47,33 @@ def restore_preferences_js() -> str:
     Restored in the browser, not on the server: a server round trip could land after the user's
     first change on a busy server and put the old value back. Gradio runs load events once every
     component's code has loaded, which on a busy machine can be after the user has typed: a field
-    the user already changed keeps the user's value.
+    the user touched (noted by touched.js from the first moment) keeps its value.
+
+    Every field is also made visible. Gradio then builds the fields now, inside the closed panel,
+    instead of when the panel first opens: built then, a field got its initial value put back a
+    frame after it appeared, over whatever had been typed into it in that frame.
     """
     defaults = json.dumps(SETTING_DEFAULTS)
-    return f"""(prefs, ...current) => {{
+    fields = json.dumps(SETTING_FIELDS)
+    return f"""(prefs) => {{
         const saved = prefs || {{}};
         const defaults = {defaults};
-        // A field not shown yet reads as null.
-        const changed = (value, key) => value !== null && value !== undefined && value !== defaults[key];
-        const values = Object.keys(defaults).map((key, i) =>
-            changed(current[i], key) ? current[i] : key in saved ? saved[key] : defaults[key]);
+        const fields = {fields};
+        const touched = window.llamadeskTouched || new Set();
+        const values = Object.keys(defaults).map((key) =>
+            touched.has(fields[key])
+                ? {{__type__: "update", visible: true}}
+                : {{__type__: "update", visible: true, value: key in saved ? saved[key] : defaults[key]}});
         const hidden = saved.keep_demo ? {{__type__: "update", visible: false}} : undefined;
+        // Set once Gradio has applied these outputs, which it does before any timer fires.
+        setTimeout(() => {{ document.body.dataset.llamadeskSettings = "restored"; }}, 0);
         return [...values, hidden, hidden];
     }}"""
+
+
+def head() -> str:
+    """Loaded before the app is drawn, so that no early keystroke goes unnoticed."""
+    return f"<script>{_asset('touched.js')}</script>"
 
 
 def _asset(name: str) -> str:
@@ -169,7 +190,9 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
 
                     with gr.Accordion(t("settings.title"), open=False, elem_id="settings"):
                         system_prompt = gr.Textbox(
-                            label=t("settings.system_prompt"), lines=2, elem_id="system-prompt"
+                            label=t("settings.system_prompt"),
+                            lines=2,
+                            elem_id=SETTING_FIELDS["system_prompt"],
                         )
                         with gr.Row():
                             temperature = gr.Slider(
@@ -178,6 +201,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                                 value=ChatSettings.temperature,
                                 step=0.05,
                                 label=t("settings.temperature"),
+                                elem_id=SETTING_FIELDS["temperature"],
                             )
                             max_tokens = gr.Slider(
                                 16,
@@ -185,13 +209,14 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
                                 value=ChatSettings.max_tokens,
                                 step=16,
                                 label=t("settings.max_tokens"),
+                                elem_id=SETTING_FIELDS["max_tokens"],
                             )
                         with gr.Row():
                             reply_language = gr.Dropdown(
                                 choices=language_choices("settings.reply_language_auto"),
                                 value="auto",
                                 label=t("settings.reply_language"),
-                                elem_id="reply-language",
+                                elem_id=SETTING_FIELDS["reply_language"],
                             )
                             backend = gr.Dropdown(
                                 choices=handlers.backend_choices(),
@@ -282,10 +307,11 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         )
         # Said once the run has stopped, so that no late progress update can cover it.
         cancel_summary.click(
-            summary_stops.press, [summary_stops_seen], [summary_stops_seen], **stop_event  # type: ignore[arg-type]
-        ).then(
-            handlers.summary_cancelled, None, [summary_status], api_visibility="private"
-        )
+            summary_stops.press,
+            [summary_stops_seen],
+            [summary_stops_seen],
+            **stop_event,  # type: ignore[arg-type]
+        ).then(handlers.summary_cancelled, None, [summary_status], api_visibility="private")
         # The plan shows as soon as a file is there, before anything runs.
         for trigger in (pdf.upload, backend.change):
             trigger(
@@ -367,7 +393,7 @@ def build(app: App, auth: bool = False) -> gr.Blocks:
         preference_widgets = [system_prompt, temperature, max_tokens, reply_language]
         demo.load(
             None,
-            [prefs, *preference_widgets],
+            [prefs],
             [*preference_widgets, first_run_box, keep_demo],
             js=restore_preferences_js(),
         )

@@ -126,6 +126,7 @@ def launch(app: App, options: ServeOptions, *, block: bool = True) -> tuple[gr.B
         footer_links=["api", "settings"],
         i18n=i18n(),
         css=layout.css(),
+        head=layout.head(),
         theme=THEME,
         mcp_server=True,  # at /gradio_api/mcp/: the tools of ui/mcp_tools.py
     )

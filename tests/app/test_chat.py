@@ -352,9 +352,23 @@ def test_continue_extends_an_interrupted_reply_in_place(db_url: str) -> None:
     assert rows[1].id == cut.id and rows[1].status == "complete"
     # Joined with the space the cut-off text needs, never glued on ("w4and").
     assert rows[1].content == cut.content + " and the rest." == final.reply
+    assert not final.nothing_added
     assert any("cut off" in r[-1]["content"] for r in backend.requests)
     with pytest.raises(InputRejected):
         list(app.chat.continue_last(user, update.conversation_id, ChatSettings()))
+    app.close()
+
+
+def test_a_continue_the_model_ends_at_once_is_marked_as_adding_nothing(db_url: str) -> None:
+    backend = ScriptedBackend(handler=replying(""))
+    app = make_app(db_url, backend)
+    user = app.local_user_id()
+    cid = app.repo.create_conversation(user, title="Cut short", backend="scripted", language="en")
+    app.repo.add_message(user, cid, "user", "Tell me a story.")
+    app.repo.add_message(user, cid, "assistant", "In a land of magic,", status="interrupted")
+    final = list(app.chat.continue_last(user, cid, ChatSettings()))[-1]
+    assert final.nothing_added and final.reply == "In a land of magic,"
+    assert app.repo.messages(user, cid)[-1].status == "complete"
     app.close()
 
 

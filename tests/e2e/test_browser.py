@@ -56,6 +56,9 @@ CHATBOT_IDLE = """() => {
 }"""
 
 
+SETTINGS_RESTORED = "() => document.body.dataset.llamadeskSettings === 'restored'"
+
+
 def open_app(page: Page, url: str) -> None:
     page.goto(url)
     page.locator("#message textarea").wait_for(state="visible")
@@ -67,22 +70,18 @@ def send(page: Page, text: str) -> None:
     box.press("Enter")
 
 
+def open_settings(page: Page, title: str = "Settings") -> None:
+    """Opens the Settings panel once the page has restored the saved settings into its fields."""
+    page.wait_for_function(SETTINGS_RESTORED)
+    page.locator("#settings").get_by_text(title, exact=True).first.click()
+
+
 def set_max_tokens(page: Page, tokens: int) -> None:
-    page.locator("#settings").get_by_text("Settings").first.click()
+    open_settings(page)
     field = page.get_by_label("number input for Max tokens")
-    slider = page.get_by_label("range slider for Max tokens")
-    # The range input follows the number box once Gradio has taken the new value. On a loaded
-    # machine a keystroke can land while the accordion is still opening, so the entry is retried.
-    for _ in range(4):
-        field.fill(str(tokens))
-        field.press("Enter")
-        field.blur()
-        try:
-            expect(slider).to_have_value(str(tokens), timeout=3000)
-            return
-        except AssertionError:
-            continue
-    expect(slider).to_have_value(str(tokens))
+    field.fill(str(tokens))
+    field.press("Enter")
+    expect(page.get_by_label("range slider for Max tokens")).to_have_value(str(tokens))
 
 
 def bot_text(page: Page) -> str:

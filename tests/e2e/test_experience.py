@@ -20,7 +20,7 @@ from app.prompts import title_prompt
 from backends.scripted import ScriptedBackend, ScriptedRequest, replying
 from tests.conftest import make_app
 from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
-from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, send, user_texts
+from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, open_settings, send, user_texts
 from tests.ui.conftest import Served, serving, wait_until
 from ui.layout import restore_preferences_js
 
@@ -244,6 +244,24 @@ def test_a_title_made_after_the_user_moved_on_leaves_their_selection_alone(
     expect(page.locator('#chatbot [data-testid="bot"]').last).to_contain_text("Otters hold hands")
 
 
+def test_a_continue_the_model_ends_at_once_says_so(
+    page: Page, served: Served, backend: ScriptedBackend
+) -> None:
+    """A small model can end a cut-off reply at once: Continue then changed nothing on the page."""
+    user = served.app.local_user_id()
+    cid = served.app.repo.create_conversation(user, title="Cut short", backend="scripted", language="en")
+    served.app.repo.add_message(user, cid, "user", "Tell me a story.")
+    served.app.repo.add_message(user, cid, "assistant", "In a land of magic,", status="interrupted")
+    backend.handler = replying("")  # the model's first token ends the reply
+    open_app(page, served.url)
+    pick(page, cid)
+    expect(page.locator("#notice")).to_contain_text(tr("en")["chat.interrupted_offer"])
+    page.locator("#continue").click()
+    expect(page.locator("#notice")).to_have_text(tr("en")["chat.nothing_added"])
+    expect(page.locator('#chatbot [data-testid="bot"]').last).to_contain_text("In a land of magic,")
+    assert served.app.repo.messages(user, cid)[-1].content == "In a land of magic,"
+
+
 # -- 5. Progress and errors -----------------------------------------------------------------------
 
 
@@ -399,7 +417,7 @@ def test_settings_persist_and_visibly_shape_the_reply(
 ) -> None:
     backend.handler = replying("Gern.")
     open_app(page, served.url)
-    page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+    open_settings(page)
     page.locator("#system-prompt textarea").fill("Always answer like a pirate.")
     page.locator("#system-prompt textarea").blur()
     page.locator("#reply-language input").click()
@@ -409,7 +427,7 @@ def test_settings_persist_and_visibly_shape_the_reply(
 
     page.reload()
     page.locator("#message textarea").wait_for(state="visible")
-    page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+    open_settings(page)
     expect(page.locator("#system-prompt textarea")).to_have_value("Always answer like a pirate.")
     expect(page.locator("#reply-language input")).to_have_value("Deutsch (de)")
 
@@ -424,7 +442,7 @@ def test_saved_settings_are_back_before_the_server_answers_anything(page: Page, 
     # The settings were restored by a server event: on a busy server it could land after the user's
     # first change and put the old value back. Here the server answers no event at all after the reload.
     open_app(page, served.url)
-    page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+    open_settings(page)
     page.locator("#system-prompt textarea").fill("Answer in haiku.")
     page.locator("#system-prompt textarea").blur()
     expect(page.locator("#settings-effect")).to_contain_text(tr("en")["settings.effect_system_prompt"])
@@ -434,7 +452,7 @@ def test_saved_settings_are_back_before_the_server_answers_anything(page: Page, 
     try:
         page.reload()
         page.locator("#message textarea").wait_for(state="visible")
-        page.locator("#settings").get_by_text("Settings", exact=True).first.click()
+        open_settings(page)
         expect(page.locator("#system-prompt textarea")).to_have_value("Answer in haiku.")
         assert held, "no server event was held back: the test proves nothing"
     finally:
@@ -443,17 +461,26 @@ def test_saved_settings_are_back_before_the_server_answers_anything(page: Page, 
         page.unroute("**/queue/join*")
 
 
-def test_the_restore_keeps_a_setting_the_user_changed_before_it_ran(page: Page) -> None:
-    # Gradio runs the restore once every component's code has loaded; on a busy machine the user
-    # had opened Settings and typed by then, and the saved (empty) system prompt wiped the text.
-    restore = restore_preferences_js()
-    saved = {"system_prompt": "Be brief.", "max_tokens": 256, "keep_demo": True}
-    # Fields in a closed Settings panel read as null; the restore fills them from the saved ones.
-    untouched = page.evaluate(f"(saved) => ({restore})(saved, '', null, null, null)", saved)
-    assert untouched[:4] == ["Be brief.", 0.7, 256, "auto"]
-    assert untouched[4] == untouched[5] == {"__type__": "update", "visible": False}
-    typed = page.evaluate(f"(saved) => ({restore})(saved, 'Answer in haiku.', 0.7, 1024, 'de')", saved)
-    assert typed[:4] == ["Answer in haiku.", 0.7, 256, "de"]
+def test_the_restore_leaves_alone_the_fields_touched_before_it_ran(page: Page, served: Served) -> None:
+    # Gradio runs the restore once every component's code has loaded: on a busy machine the user
+    # had opened Settings and typed by then, and the saved values wiped the typing. Here the
+    # restore runs late, handed the values from before the typing, as it could be.
+    saved = {"system_prompt": "Be brief.", "temperature": 0.2, "max_tokens": 512, "reply_language": "de"}
+    restore = f"(saved) => ({restore_preferences_js()})({{...saved, keep_demo: true}}, '', 0.7, 1024, 'auto')"
+    open_app(page, served.url)
+    untouched = page.evaluate(restore, saved)[:4]
+    assert [field.get("value") for field in untouched] == list(saved.values())  # all restored
+
+    open_settings(page)
+    page.locator("#system-prompt textarea").fill("Answer in haiku.")
+    tokens = page.get_by_label(f"number input for {tr('en')['settings.max_tokens']}")
+    tokens.fill("256")
+    tokens.press("Enter")
+    late = page.evaluate(restore, saved)
+    kept = {"__type__": "update", "visible": True}  # no value: Gradio leaves the field as it is
+    assert late[:4] == [kept, {**kept, "value": 0.2}, kept, {**kept, "value": "de"}]
+    assert late[4] == late[5] == {"__type__": "update", "visible": False}
+    expect(page.locator("#system-prompt textarea")).to_have_value("Answer in haiku.")
 
 
 def upload(page: Page, file: Path) -> None:

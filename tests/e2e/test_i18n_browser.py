@@ -25,7 +25,15 @@ from playwright.sync_api import Browser, Locator, Page, Route, expect
 from backends.scripted import ScriptedBackend, replying
 from tests.conftest import make_app
 from tests.e2e.conftest import DEFAULT_TIMEOUT_MS, EXTERNAL
-from tests.e2e.test_browser import CHATBOT_IDLE, LAST_BOT_TEXT, open_app, screenshot, send, user_texts
+from tests.e2e.test_browser import (
+    CHATBOT_IDLE,
+    LAST_BOT_TEXT,
+    open_app,
+    open_settings,
+    screenshot,
+    send,
+    user_texts,
+)
 from tests.ui.conftest import Served, serving
 
 pytestmark = pytest.mark.browser
@@ -191,7 +199,7 @@ def localized_page(browser: Browser, locale: str) -> Iterator[Page]:
 
 def open_panels(page: Page, tr: dict[str, str]) -> None:
     """Open the closed accordions so that their labels are rendered."""
-    page.locator("#settings").get_by_text(tr["settings.title"], exact=True).first.click()
+    open_settings(page, tr["settings.title"])
     expect(page.locator("#settings")).to_contain_text(tr["settings.system_prompt"])
     page.locator("#sidebar").get_by_text(tr["sidebar.rename"], exact=True).first.click()
     expect(page.locator("#sidebar").get_by_placeholder(tr["sidebar.rename_placeholder"])).to_be_visible()
