@@ -1,7 +1,6 @@
 // Runs in the page's <head>, before Gradio draws anything. It notes the settings fields the user
-// has touched. Gradio restores saved settings only once every component has loaded, and it reads
-// the fields' values before that restore runs: on a busy machine the user may have typed in
-// between, and writing the saved value back would wipe what they typed.
+// has touched. Gradio restores saved settings only once every component has loaded: on a busy
+// machine the user may have typed by then, and writing the saved value back would wipe it.
 window.llamadeskTouched = new Set();
 const llamadeskSettingFields = "#system-prompt, #temperature, #max-tokens, #reply-language";
 for (const type of ["pointerdown", "keydown", "input", "change"]) {
