@@ -2,7 +2,8 @@
 // has touched. Gradio restores saved settings only once every component has loaded: on a busy
 // machine the user may have typed by then, and writing the saved value back would wipe it.
 window.llamadeskTouched = new Set();
-const llamadeskSettingFields = "#system-prompt, #temperature, #max-tokens, #reply-language";
+// The fields' ids come from the page (ui/layout.py's SETTING_FIELDS), set just before this runs.
+const llamadeskSettingFields = window.llamadeskSettingFields.map((id) => `#${id}`).join(", ");
 for (const type of ["pointerdown", "keydown", "input", "change"]) {
   document.addEventListener(type, (event) => {
     const field = event.target instanceof Element ? event.target.closest(llamadeskSettingFields) : null;

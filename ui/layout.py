@@ -23,7 +23,7 @@ CHAT_GROUP = "chat"
 CHAT_LIMIT = api.CHAT_CONCURRENCY
 # Where the browser keeps a user's chat settings and first-run choice between visits.
 PREFS_KEY = "llamadesk-preferences"
-# The settings fields' element ids, in SETTING_DEFAULTS' order; touched.js watches the same ones.
+# The settings fields' element ids, in SETTING_DEFAULTS' order; head() hands them to touched.js.
 SETTING_FIELDS = {
     "system_prompt": "system-prompt",
     "temperature": "temperature",
@@ -73,7 +73,8 @@ def restore_preferences_js() -> str:
 
 def head() -> str:
     """Loaded before the app is drawn, so that no early keystroke goes unnoticed."""
-    return f"<script>{_asset('touched.js')}</script>"
+    ids = json.dumps(list(SETTING_FIELDS.values()))
+    return f"<script>window.llamadeskSettingFields = {ids};</script><script>{_asset('touched.js')}</script>"
 
 
 def _asset(name: str) -> str:
